@@ -1,0 +1,121 @@
+//go:build linux && cgo
+
+package gpu
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// buildStub compiles testdata/nvmlstub.c into dir/libnvidia-ml.so.1.
+func buildStub(t *testing.T, withV2 bool) string {
+	t.Helper()
+	cc, err := exec.LookPath("gcc")
+	if err != nil {
+		cc, err = exec.LookPath("cc")
+	}
+	if err != nil {
+		t.Skip("no C compiler to build the NVML stub")
+	}
+	lib := filepath.Join(t.TempDir(), "libnvidia-ml.so.1")
+	args := []string{"-shared", "-fPIC", "-o", lib, "testdata/nvmlstub.c"}
+	if withV2 {
+		args = append([]string{"-DWITH_V2"}, args...)
+	}
+	out, err := exec.Command(cc, args...).CombinedOutput()
+	require.NoError(t, err, "build stub: %s", out)
+	return lib
+}
+
+type stubResult struct {
+	Devices []Device
+	Err     string
+	NoGPU   bool
+}
+
+// runStub runs one NVML session against the stub in a child process (go-nvml
+// binds symbols process-wide, so each library must get a fresh process) and
+// returns what the source reported and every NVML call the stub saw.
+func runStub(t *testing.T, lib string, env ...string) (stubResult, []string) {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "calls.log")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStubChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), append(env, "HEADROOM_NVML_STUB="+lib, "NVML_STUB_LOG="+logPath)...)
+	out, err := cmd.Output()
+	require.NoError(t, err, "child process died: a call after a failed Init, or a missing symbol, kills it")
+	var res stubResult
+	line := out
+	if i := strings.Index(string(out), "RESULT "); i >= 0 {
+		line = []byte(strings.SplitN(string(out[i+len("RESULT "):]), "\n", 2)[0])
+	}
+	require.NoError(t, json.Unmarshal(line, &res), "child output: %s", out)
+	calls, _ := os.ReadFile(logPath)
+	return res, strings.Fields(string(calls))
+}
+
+// TestStubChild is the child half of runStub; it does nothing in a normal run.
+func TestStubChild(t *testing.T) {
+	lib := os.Getenv("HEADROOM_NVML_STUB")
+	if lib == "" {
+		t.Skip("helper process only")
+	}
+	var res stubResult
+	s, err := NewNVMLSource(NVMLOptions{LibraryPath: lib, Devices: os.Getenv("HEADROOM_NVML_DEVICES")})
+	if err == nil {
+		res.Devices, err = s.Devices(context.Background())
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		res.Err = err.Error()
+		res.NoGPU = errorsIsNoGPU(err)
+	}
+	b, _ := json.Marshal(res)
+	fmt.Printf("RESULT %s\n", b)
+}
+
+func TestStubDriverWithV2(t *testing.T) {
+	res, calls := runStub(t, buildStub(t, true))
+	require.Empty(t, res.Err)
+	assert.Equal(t, []Device{
+		{UUID: "GPU-stub-0", Index: 0, Name: "Stub GPU 0", UsedBytes: 1 << 30, TotalBytes: 80<<30 - 1<<29},
+		{UUID: "GPU-stub-1", Index: 1, Name: "Stub GPU 1", UsedBytes: 2 << 30, TotalBytes: 80<<30 - 1<<29},
+	}, res.Devices)
+	assert.Contains(t, calls, "nvmlDeviceGetMemoryInfo_v2")
+	assert.NotContains(t, calls, "nvmlDeviceGetMemoryInfo")
+	assert.Equal(t, "nvmlShutdown", calls[len(calls)-1])
+}
+
+func TestStubOldDriverWithoutV2(t *testing.T) {
+	res, calls := runStub(t, buildStub(t, false), "HEADROOM_NVML_DEVICES=1")
+	require.Empty(t, res.Err)
+	require.Len(t, res.Devices, 1)
+	assert.Equal(t, uint64(2<<30+1<<29), res.Devices[0].UsedBytes, "v1 counts reserved memory as used")
+	assert.Equal(t, uint64(80<<30), res.Devices[0].TotalBytes)
+	assert.Contains(t, calls, "nvmlDeviceGetMemoryInfo")
+	assert.NotContains(t, calls, "nvmlDeviceGetMemoryInfo_v2")
+}
+
+func TestStubDriverNotLoaded(t *testing.T) {
+	res, calls := runStub(t, buildStub(t, true), "NVML_STUB_INIT_RET=9") // NVML_ERROR_DRIVER_NOT_LOADED
+	assert.True(t, res.NoGPU, res.Err)
+	assert.Contains(t, res.Err, "driver not loaded")
+	assert.Equal(t, []string{"nvmlInit_v2"}, calls, "no NVML call, Shutdown included, after a failed Init")
+}
+
+func TestStubLibraryMissing(t *testing.T) {
+	res, calls := runStub(t, filepath.Join(t.TempDir(), "libnvidia-ml.so.1"))
+	assert.True(t, res.NoGPU, res.Err)
+	assert.Contains(t, res.Err, "not found")
+	assert.Empty(t, calls)
+}

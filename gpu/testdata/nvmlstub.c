@@ -1,0 +1,72 @@
+// A tiny stand-in for libnvidia-ml.so.1 used by nvmlstub_test.go. It exercises
+// the real cgo path of go-nvml without a GPU. Every call is appended to the
+// file named by NVML_STUB_LOG so the test can assert which calls were made.
+// NVML_STUB_INIT_RET makes nvmlInit_v2 fail with that code. Built with
+// -DWITH_V2 it also exports nvmlDeviceGetMemoryInfo_v2 (a driver >= 510).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int nvmlReturn_t;
+typedef struct nvmlDevice_st *nvmlDevice_t;
+typedef struct { unsigned long long total, free, used; } nvmlMemory_t;
+typedef struct { unsigned int version; unsigned long long total, reserved, free, used; } nvmlMemory_v2_t;
+
+static struct nvmlDevice_st { int index; } devices[2] = {{0}, {1}};
+static const unsigned long long GiB = 1ULL << 30;
+
+static void logcall(const char *name) {
+	const char *path = getenv("NVML_STUB_LOG");
+	if (!path) return;
+	FILE *f = fopen(path, "a");
+	if (!f) return;
+	fprintf(f, "%s\n", name);
+	fclose(f);
+}
+
+nvmlReturn_t nvmlInit_v2(void) {
+	logcall("nvmlInit_v2");
+	const char *ret = getenv("NVML_STUB_INIT_RET");
+	return ret ? atoi(ret) : 0;
+}
+nvmlReturn_t nvmlInit(void) { logcall("nvmlInit"); return nvmlInit_v2(); }
+nvmlReturn_t nvmlShutdown(void) { logcall("nvmlShutdown"); return 0; }
+const char *nvmlErrorString(nvmlReturn_t r) { logcall("nvmlErrorString"); return "stub error"; }
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *n) { logcall("nvmlDeviceGetCount_v2"); *n = 2; return 0; }
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int i, nvmlDevice_t *d) {
+	logcall("nvmlDeviceGetHandleByIndex_v2");
+	if (i > 1) return 2; /* INVALID_ARGUMENT */
+	*d = &devices[i];
+	return 0;
+}
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *buf, unsigned int len) {
+	logcall("nvmlDeviceGetUUID");
+	snprintf(buf, len, "GPU-stub-%d", d->index);
+	return 0;
+}
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *buf, unsigned int len) {
+	logcall("nvmlDeviceGetName");
+	snprintf(buf, len, "Stub GPU %d", d->index);
+	return 0;
+}
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t d, unsigned int *cur, unsigned int *pending) {
+	logcall("nvmlDeviceGetMigMode");
+	return 3; /* NOT_SUPPORTED */
+}
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) {
+	logcall("nvmlDeviceGetMemoryInfo");
+	m->total = 80 * GiB;
+	m->used = (unsigned long long)(d->index + 1) * GiB + GiB / 2; /* includes 0.5 GiB reserved */
+	m->free = m->total - m->used;
+	return 0;
+}
+#ifdef WITH_V2
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m) {
+	logcall("nvmlDeviceGetMemoryInfo_v2");
+	m->total = 80 * GiB;
+	m->reserved = GiB / 2;
+	m->used = (unsigned long long)(d->index + 1) * GiB;
+	m->free = m->total - m->reserved - m->used;
+	return 0;
+}
+#endif
