@@ -19,16 +19,16 @@ const (
 // NVMLSource reads device memory through NVML. It is safe for concurrent use,
 // but calls are serialized: NVML queries take a driver lock anyway.
 type NVMLSource struct {
-	mu       sync.Mutex
-	lib      nvml.Interface
-	sel      selector
-	now      func() time.Time
-	inited   bool // NVML Init succeeded and Shutdown has not been called
-	hasV2    bool // nvmlDeviceGetMemoryInfo_v2 is exported by the loaded library
-	lost     error
-	backoff  time.Duration
-	retryAt  time.Time
-	closed   bool
+	mu      sync.Mutex
+	lib     nvml.Interface
+	sel     selector
+	now     func() time.Time
+	inited  bool // NVML Init succeeded and Shutdown has not been called
+	hasV2   bool // nvmlDeviceGetMemoryInfo_v2 is exported by the loaded library
+	lost    error
+	backoff time.Duration
+	retryAt time.Time
+	closed  bool
 }
 
 // NewNVMLSource loads NVML and checks that at least one selected device can be

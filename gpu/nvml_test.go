@@ -18,12 +18,12 @@ import (
 const GiB = 1 << 30
 
 type fakeGPU struct {
-	uuid, name     string
-	used, total    uint64
-	reserved       uint64
-	notSupported   bool // memory NOT_SUPPORTED (shares system memory)
-	mig            []fakeGPU
-	migSlots       int
+	uuid, name      string
+	used, total     uint64
+	reserved        uint64
+	notSupported    bool // memory NOT_SUPPORTED (shares system memory)
+	mig             []fakeGPU
+	migSlots        int
 	memRet, uuidRet nvml.Return
 }
 
