@@ -20,6 +20,7 @@ type Usage struct {
 	Memory           float64 // 0..1: working set / limit
 	MemoryBytes      uint64  // working set
 	MemoryLimitBytes uint64
+	CPUCores         float64 // CPU capacity in cores: the cgroup quota, else the CPUs available; 0 if unknown
 }
 
 // Source reads Usage. Read may block (a CPU reading needs a window of time)
@@ -89,7 +90,7 @@ func (s *SystemSource) Read(ctx context.Context) (Usage, error) {
 	if u.MemoryLimitBytes > 0 {
 		u.Memory = float64(u.MemoryBytes) / float64(u.MemoryLimitBytes)
 	}
-	u.CPU, err = s.cpu(ctx)
+	u.CPU, u.CPUCores, err = s.cpu(ctx)
 	if err != nil {
 		return Usage{}, err
 	}
@@ -163,9 +164,22 @@ func cpuFraction(prev, cur cpuSample) (float64, bool) {
 	return min(max(f, 0), 1), true
 }
 
-func (s *SystemSource) cpu(ctx context.Context) (float64, error) {
+func (s *SystemSource) cpu(ctx context.Context) (float64, float64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	f, err := s.cpuFraction(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	cores := float64(runtime.NumCPU())
+	if s.cpuPrev.cgroup {
+		cores = s.cpuPrev.quota
+	}
+	return f, cores, nil
+}
+
+// cpuFraction must be called with s.mu held.
+func (s *SystemSource) cpuFraction(ctx context.Context) (float64, error) {
 	if s.cpuPrev.at.IsZero() {
 		first, err := s.sampleCPU(ctx)
 		if err != nil {

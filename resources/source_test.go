@@ -98,6 +98,7 @@ func TestSystemSourceCgroupQuota(t *testing.T) {
 		assert.Equal(t, uint64(1000000000), u.MemoryBytes)
 		assert.Equal(t, uint64(2*GiB), u.MemoryLimitBytes, "cgroup limit is below host memory")
 		assert.InDelta(t, 1e9/float64(2*GiB), u.Memory, 1e-9)
+		assert.Equal(t, 0.5, u.CPUCores, "capacity is the quota")
 
 		// Within the window the last value is returned, without a new sample.
 		require.NoError(t, os.WriteFile(stat, []byte("usage_usec 99999999\n"), 0o644))
@@ -128,7 +129,7 @@ func TestSystemSourceHostFallback(t *testing.T) {
 		u, err := src.Read(context.Background())
 		require.NoError(t, err)
 		assert.InDelta(t, 0.25, u.CPU, 1e-9)
-		assert.Equal(t, Usage{CPU: u.CPU, Memory: 0.25, MemoryBytes: 6 * GiB, MemoryLimitBytes: 24 * GiB}, u)
+		assert.Equal(t, Usage{CPU: u.CPU, Memory: 0.25, MemoryBytes: 6 * GiB, MemoryLimitBytes: 24 * GiB, CPUCores: float64(runtime.NumCPU())}, u)
 	})
 }
 

@@ -1,0 +1,62 @@
+package tuner
+
+// Reason says why a slot was refused.
+type Reason uint8
+
+// Refusal reasons, as they appear in the headroom.slots.refused metric.
+const (
+	ReasonNone Reason = iota
+	ReasonMax
+	ReasonRamp
+	ReasonStale
+	ReasonCPU
+	ReasonMemory
+	ReasonGPU
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"none", "max", "ramp", "stale", "cpu", "memory", "gpu"}
+
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// budget is one resource's admission inputs, all as fractions of capacity.
+type budget struct {
+	measured, pending, cost, target float64
+}
+
+// fits is the admission law: measured + pending + cost ≤ target. A reading at
+// or above target admits nothing, even for a slot of zero cost.
+func (b budget) fits() bool {
+	if b.measured >= b.target {
+		return false
+	}
+	return b.measured+b.pending+b.cost <= b.target
+}
+
+// gate is the part of a decision that does not look at resources.
+type gate struct {
+	issued, min, max int
+	sinceLast, ramp  int64 // nanoseconds; sinceLast < 0: nothing issued yet
+	fresh            bool  // every governed reading is fresh
+}
+
+// check returns (admit without looking at resources, refusal reason). A zero
+// reason with admit false means: decide by the budgets.
+func (g gate) check() (bypass bool, r Reason) {
+	switch {
+	case g.issued >= g.max:
+		return false, ReasonMax
+	case g.issued < g.min:
+		return true, ReasonNone
+	case !g.fresh:
+		return false, ReasonStale
+	case g.ramp > 0 && g.sinceLast >= 0 && g.sinceLast < g.ramp:
+		return false, ReasonRamp
+	}
+	return false, ReasonNone
+}

@@ -1,0 +1,220 @@
+package tuner
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.temporal.io/sdk/log"
+
+	"github.com/headroomhq/headroom/gpu"
+	"github.com/headroomhq/headroom/resources"
+)
+
+// ErrInvalidOptions is wrapped by every error about bad options.
+var ErrInvalidOptions = errors.New("tuner: invalid options")
+
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidOptions, field, fmt.Sprintf(format, args...))
+}
+
+// Resource is a set of resources a supplier's slots consume.
+type Resource uint8
+
+// Resources a supplier can be governed by.
+const (
+	CPU Resource = 1 << iota
+	Memory
+	GPUMemory
+)
+
+func (r Resource) String() string {
+	var s string
+	for _, x := range []struct {
+		r    Resource
+		name string
+	}{{CPU, "cpu"}, {Memory, "memory"}, {GPUMemory, "gpu_memory"}} {
+		if r&x.r != 0 {
+			if s != "" {
+				s += "|"
+			}
+			s += x.name
+		}
+	}
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// Cost is what one slot of a class is expected to use once its task runs.
+type Cost struct {
+	CPUCores       float64
+	MemoryBytes    uint64
+	GPUMemoryBytes uint64
+}
+
+// ControllerOptions configures [NewController].
+type ControllerOptions struct {
+	// Targets are fractions in (0, 1] of each resource's capacity; 0 leaves
+	// the resource ungoverned. At least one must be set.
+	TargetCPU       float64
+	TargetMemory    float64
+	TargetGPUMemory float64 // per device
+
+	// Source reads CPU and memory. Nil: resources.NewSystemSource.
+	Source resources.Source
+	// GPU reads GPU memory. Nil: gpu.NewNVMLSource when TargetGPUMemory is
+	// set (an error if no GPU is found), else none.
+	GPU gpu.Source
+	// SampleInterval between readings. Zero: resources.DefaultInterval.
+	SampleInterval time.Duration
+	// StaleAfter: how old a reading may be before admission fails closed.
+	// Zero: resources.DefaultStaleIntervals × SampleInterval.
+	StaleAfter time.Duration
+
+	// MeterProvider receives the metrics. Nil: none are recorded.
+	MeterProvider metric.MeterProvider
+	// Logger. Nil: slog.Default().
+	Logger log.Logger
+
+	// now is injectable for tests of the controller's own clock use.
+	now func() time.Time
+}
+
+func (o *ControllerOptions) validate() error {
+	for _, t := range []struct {
+		name string
+		v    float64
+	}{{"TargetCPU", o.TargetCPU}, {"TargetMemory", o.TargetMemory}, {"TargetGPUMemory", o.TargetGPUMemory}} {
+		if math.IsNaN(t.v) || t.v < 0 || t.v > 1 {
+			return invalid(t.name, "%v is not in (0, 1] (0 leaves it ungoverned)", t.v)
+		}
+	}
+	if o.TargetCPU == 0 && o.TargetMemory == 0 && o.TargetGPUMemory == 0 {
+		return invalid("TargetCPU/TargetMemory/TargetGPUMemory", "at least one target must be set")
+	}
+	if o.SampleInterval < 0 {
+		return invalid("SampleInterval", "%v is negative", o.SampleInterval)
+	}
+	if o.StaleAfter < 0 {
+		return invalid("StaleAfter", "%v is negative", o.StaleAfter)
+	}
+	return nil
+}
+
+// SlotSupplierOptions configures one [SlotSupplier].
+type SlotSupplierOptions struct {
+	// Name labels the supplier in metrics and logs ("activity", "gpu-ml-inference").
+	Name string
+	// MinSlots are admitted without looking at resources.
+	MinSlots int
+	// MaxSlots is the most slots ever issued at once; must be ≥ 1 and ≥ MinSlots.
+	MaxSlots int
+	// RampThrottle is the least time between two admissions above MinSlots.
+	RampThrottle time.Duration
+	// Resources this class consumes; admission checks only these (and only
+	// those the controller has a target for). Zero: CPU|Memory.
+	Resources Resource
+	// Cost is the declared cost of one slot (the prior). Zero fields are
+	// learned from readings.
+	Cost Cost
+	// CostFloor is the least a learned cost may fall to. Zero fields: the
+	// prior, so learning only ever raises a declared cost: an underestimate
+	// is what overshoots.
+	CostFloor Cost
+	// SettleTime is how long a used slot's footprint takes to show in the
+	// readings (model load, dataset read). Zero: DefaultSettleTime.
+	SettleTime time.Duration
+}
+
+// DefaultSettleTime is used when SlotSupplierOptions.SettleTime is zero.
+const DefaultSettleTime = 2 * time.Second
+
+func (o *SlotSupplierOptions) normalize() error {
+	if o.MinSlots < 0 {
+		return invalid("MinSlots", "%d is negative", o.MinSlots)
+	}
+	if o.MaxSlots < 1 {
+		return invalid("MaxSlots", "%d must be at least 1", o.MaxSlots)
+	}
+	if o.MinSlots > o.MaxSlots {
+		return invalid("MinSlots", "%d is above MaxSlots %d", o.MinSlots, o.MaxSlots)
+	}
+	if o.RampThrottle < 0 {
+		return invalid("RampThrottle", "%v is negative", o.RampThrottle)
+	}
+	if o.SettleTime < 0 {
+		return invalid("SettleTime", "%v is negative", o.SettleTime)
+	}
+	if o.Resources&^(CPU|Memory|GPUMemory) != 0 {
+		return invalid("Resources", "unknown bits %b", o.Resources)
+	}
+	for _, c := range []struct {
+		name string
+		v    float64
+	}{{"Cost.CPUCores", o.Cost.CPUCores}, {"CostFloor.CPUCores", o.CostFloor.CPUCores}} {
+		if math.IsNaN(c.v) || math.IsInf(c.v, 0) || c.v < 0 {
+			return invalid(c.name, "%v must be a non-negative number", c.v)
+		}
+	}
+	if o.SettleTime == 0 {
+		o.SettleTime = DefaultSettleTime
+	}
+	if o.Resources == 0 {
+		o.Resources = CPU | Memory
+	}
+	if o.Cost.GPUMemoryBytes > 0 {
+		o.Resources |= GPUMemory
+	}
+	if o.CostFloor.CPUCores == 0 {
+		o.CostFloor.CPUCores = o.Cost.CPUCores
+	}
+	if o.CostFloor.MemoryBytes == 0 {
+		o.CostFloor.MemoryBytes = o.Cost.MemoryBytes
+	}
+	if o.CostFloor.GPUMemoryBytes == 0 {
+		o.CostFloor.GPUMemoryBytes = o.Cost.GPUMemoryBytes
+	}
+	if o.Name == "" {
+		o.Name = "slots"
+	}
+	return nil
+}
+
+// DefaultWorkflowSlotSupplierOptions matches the SDK's workflow defaults:
+// workflow tasks are short and light, so there is no ramp.
+func DefaultWorkflowSlotSupplierOptions() SlotSupplierOptions {
+	return SlotSupplierOptions{Name: "workflow", MinSlots: 5, MaxSlots: 1000, Resources: CPU | Memory}
+}
+
+// DefaultActivitySlotSupplierOptions matches the SDK's activity defaults,
+// except MaxSlots (1,000 rather than 10,000: a bound users can see in the
+// slots-available metric).
+func DefaultActivitySlotSupplierOptions() SlotSupplierOptions {
+	return SlotSupplierOptions{Name: "activity", MinSlots: 1, MaxSlots: 1000, RampThrottle: 50 * time.Millisecond, Resources: CPU | Memory}
+}
+
+// DefaultLocalActivitySlotSupplierOptions are the activity defaults.
+func DefaultLocalActivitySlotSupplierOptions() SlotSupplierOptions {
+	o := DefaultActivitySlotSupplierOptions()
+	o.Name = "local_activity"
+	return o
+}
+
+// DefaultNexusSlotSupplierOptions are the workflow defaults (nexus handlers
+// are short RPCs).
+func DefaultNexusSlotSupplierOptions() SlotSupplierOptions {
+	o := DefaultWorkflowSlotSupplierOptions()
+	o.Name = "nexus"
+	return o
+}
+
+// DefaultSessionSlotSupplierOptions are the activity defaults.
+func DefaultSessionSlotSupplierOptions() SlotSupplierOptions {
+	o := DefaultActivitySlotSupplierOptions()
+	o.Name = "session"
+	return o
+}

@@ -1,0 +1,92 @@
+package tuner
+
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/worker"
+)
+
+// Options configures [New]. A zero SlotSupplierOptions field takes that
+// kind's Default…SlotSupplierOptions.
+type Options struct {
+	// Controller configures the controller New creates. Ignored if Shared is set.
+	Controller ControllerOptions
+	// Shared uses an existing controller (one per process is the rule when
+	// several workers run in it); Tuner.Close then leaves it open.
+	Shared *Controller
+
+	Workflow      SlotSupplierOptions
+	Activity      SlotSupplierOptions
+	LocalActivity SlotSupplierOptions
+	Nexus         SlotSupplierOptions
+	Session       SlotSupplierOptions
+}
+
+// Tuner is a worker.WorkerTuner whose five suppliers share one Controller.
+type Tuner struct {
+	c                                    *Controller
+	own                                  bool
+	workflow, activity, local, nexus, ss *SlotSupplier
+}
+
+var _ worker.WorkerTuner = (*Tuner)(nil)
+
+// New builds a Tuner. Use it as worker.Options{Tuner: t}; do not also set
+// worker.Options.MaxConcurrent*ExecutionSize (the SDK panics on both).
+func New(opts Options) (*Tuner, error) {
+	t := &Tuner{c: opts.Shared}
+	if t.c == nil {
+		c, err := NewController(opts.Controller)
+		if err != nil {
+			return nil, fmt.Errorf("Controller: %w", err)
+		}
+		t.c, t.own = c, true
+	}
+	for _, k := range []struct {
+		field string
+		opts  SlotSupplierOptions
+		def   func() SlotSupplierOptions
+		dst   **SlotSupplier
+	}{
+		{"Workflow", opts.Workflow, DefaultWorkflowSlotSupplierOptions, &t.workflow},
+		{"Activity", opts.Activity, DefaultActivitySlotSupplierOptions, &t.activity},
+		{"LocalActivity", opts.LocalActivity, DefaultLocalActivitySlotSupplierOptions, &t.local},
+		{"Nexus", opts.Nexus, DefaultNexusSlotSupplierOptions, &t.nexus},
+		{"Session", opts.Session, DefaultSessionSlotSupplierOptions, &t.ss},
+	} {
+		o := k.opts
+		if o == (SlotSupplierOptions{}) {
+			o = k.def()
+		}
+		s, err := NewSlotSupplier(t.c, o)
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("%s: %w", k.field, err)
+		}
+		*k.dst = s
+	}
+	return t, nil
+}
+
+// Controller returns the controller the suppliers share.
+func (t *Tuner) Controller() *Controller { return t.c }
+
+// Close closes the controller if New created it.
+func (t *Tuner) Close() error {
+	if t.own {
+		return t.c.Close()
+	}
+	return nil
+}
+
+func (t *Tuner) GetWorkflowTaskSlotSupplier() worker.SlotSupplier    { return t.workflow }
+func (t *Tuner) GetActivityTaskSlotSupplier() worker.SlotSupplier    { return t.activity }
+func (t *Tuner) GetLocalActivitySlotSupplier() worker.SlotSupplier   { return t.local }
+func (t *Tuner) GetNexusSlotSupplier() worker.SlotSupplier           { return t.nexus }
+func (t *Tuner) GetSessionActivitySlotSupplier() worker.SlotSupplier { return t.ss }
+
+// Activity returns the activity supplier, for Stats.
+func (t *Tuner) Activity() *SlotSupplier { return t.activity }
+
+// Workflow returns the workflow supplier, for Stats.
+func (t *Tuner) Workflow() *SlotSupplier { return t.workflow }
