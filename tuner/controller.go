@@ -29,11 +29,11 @@ const learnRate = 0.05
 type Controller struct {
 	targetCPU, targetMem, targetGPU float64
 
-	monitor *resources.Monitor
+	monitor  *resources.Monitor
 	closeGPU func() error
-	logger  log.Logger
-	now     func() time.Time
-	epoch   time.Time
+	logger   log.Logger
+	now      func() time.Time
+	epoch    time.Time
 
 	mu        sync.Mutex
 	pending   slotList // reserved, or used within their settle time

@@ -1,0 +1,109 @@
+package resources
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The real source on this machine. Other processes (go test builds other
+// packages in parallel) move host numbers too, so each check gets a few
+// attempts; a source that does not track the change fails every one.
+const attempts = 6
+
+func TestRealSourceTracksAllocationNotPageCache(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates 256 MiB")
+	}
+	src, err := NewSystemSource(SystemSourceOptions{})
+	require.NoError(t, err)
+	ctx := context.Background()
+	const size = 256 * MiB
+
+	var deltas []int64
+	tracked := false
+	for i := 0; i < attempts && !tracked; i++ {
+		before, err := src.Read(ctx)
+		require.NoError(t, err)
+		// Anonymous mmap, outside the Go heap: the GC and its scavenger
+		// returning earlier garbage cannot blur the measurement.
+		buf, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+		require.NoError(t, err)
+		for j := 0; j < len(buf); j += 4096 {
+			buf[j] = 1 // touch every page so it is resident
+		}
+		after, err := src.Read(ctx)
+		require.NoError(t, err)
+		require.NoError(t, syscall.Munmap(buf))
+		d := int64(after.MemoryBytes) - int64(before.MemoryBytes)
+		deltas = append(deltas, d/MiB)
+		tracked = d > size*3/4 && d < size*3/2
+		assert.InDelta(t, float64(after.MemoryBytes)/float64(after.MemoryLimitBytes), after.Memory, 1e-9)
+	}
+	assert.True(t, tracked, "working set must rise by ~256 MiB after a 256 MiB allocation; saw deltas (MiB) %v", deltas)
+
+	deltas = deltas[:0]
+	ignored := false
+	chunk := make([]byte, 4*MiB)
+	for i := 0; i < attempts && !ignored; i++ {
+		f, err := os.Create(filepath.Join(t.TempDir(), "file"))
+		require.NoError(t, err)
+		before, err := src.Read(ctx)
+		require.NoError(t, err)
+		for w := 0; w < size; w += len(chunk) {
+			_, err := f.Write(chunk)
+			require.NoError(t, err)
+		}
+		require.NoError(t, f.Sync()) // clean page cache: reclaimable
+		after, err := src.Read(ctx)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		d := int64(after.MemoryBytes) - int64(before.MemoryBytes)
+		deltas = append(deltas, d/MiB)
+		ignored = d < size/4
+	}
+	assert.True(t, ignored, "a 256 MiB file in page cache must not count as used; saw deltas (MiB) %v", deltas)
+}
+
+func TestRealSourceTracksBusyLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spins a core")
+	}
+	src, err := NewSystemSource(SystemSourceOptions{})
+	require.NoError(t, err)
+	ctx := context.Background()
+	oneCore := 1 / float64(runtime.NumCPU())
+	var seen [][2]float64
+	tracked := false
+	for i := 0; i < attempts && !tracked; i++ {
+		idle, err := src.Read(ctx)
+		require.NoError(t, err)
+		time.Sleep(MinCPUWindow + 20*time.Millisecond)
+		idle, err = src.Read(ctx)
+		require.NoError(t, err)
+
+		var stop atomic.Bool
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for !stop.Load() {
+			}
+		}()
+		time.Sleep(MinCPUWindow + 20*time.Millisecond)
+		busy, err := src.Read(ctx)
+		stop.Store(true)
+		<-done
+		require.NoError(t, err)
+		seen = append(seen, [2]float64{idle.CPU, busy.CPU})
+		tracked = busy.CPU-idle.CPU > 0.6*oneCore
+	}
+	assert.True(t, tracked, "a busy loop on one core must raise CPU by ~%.2f; saw (idle, busy) %v", oneCore, seen)
+}

@@ -1,0 +1,393 @@
+package tuner_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/goleak"
+
+	"github.com/headroomhq/headroom/gpu"
+	"github.com/headroomhq/headroom/internal/sim"
+	"github.com/headroomhq/headroom/internal/testutil"
+	"github.com/headroomhq/headroom/resources"
+	"github.com/headroomhq/headroom/tuner"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var info = &testutil.ReservationInfo{Queue: "q", Kind: enumspb.TASK_QUEUE_KIND_NORMAL}
+
+func fixedController(t *testing.T, u resources.Usage, opts tuner.ControllerOptions) (*tuner.Controller, *testutil.Source) {
+	t.Helper()
+	src := testutil.NewSource(u)
+	opts.Source, opts.Logger = src, testutil.NopLogger
+	if opts.SampleInterval == 0 {
+		opts.SampleInterval = 10 * time.Millisecond
+	}
+	c, err := tuner.NewController(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	require.NoError(t, c.WaitReady(context.Background()))
+	return c, src
+}
+
+func TestOptionsValidation(t *testing.T) {
+	_, err := tuner.NewController(tuner.ControllerOptions{})
+	require.ErrorIs(t, err, tuner.ErrInvalidOptions)
+	assert.Contains(t, err.Error(), "TargetCPU")
+	for _, bad := range []tuner.ControllerOptions{{TargetMemory: 1.5}, {TargetMemory: -0.1}, {TargetCPU: 0.5, SampleInterval: -1}} {
+		_, err := tuner.NewController(bad)
+		assert.ErrorIs(t, err, tuner.ErrInvalidOptions, "%+v", bad)
+	}
+	_, err = tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.8, TargetGPUMemory: 0.9, Source: testutil.NewSource(resources.Usage{})})
+	require.ErrorIs(t, err, tuner.ErrInvalidOptions, "no GPU on this host")
+	assert.ErrorIs(t, err, gpu.ErrNoGPU)
+	assert.Contains(t, err.Error(), "TargetGPUMemory")
+
+	c, _ := fixedController(t, resources.Usage{}, tuner.ControllerOptions{TargetMemory: 0.8})
+	for _, tt := range []struct {
+		opts  tuner.SlotSupplierOptions
+		field string
+	}{
+		{tuner.SlotSupplierOptions{MaxSlots: 0}, "MaxSlots"},
+		{tuner.SlotSupplierOptions{MaxSlots: 2, MinSlots: 3}, "MinSlots"},
+		{tuner.SlotSupplierOptions{MaxSlots: 2, MinSlots: -1}, "MinSlots"},
+		{tuner.SlotSupplierOptions{MaxSlots: 2, RampThrottle: -1}, "RampThrottle"},
+		{tuner.SlotSupplierOptions{MaxSlots: 2, Cost: tuner.Cost{CPUCores: -1}}, "Cost.CPUCores"},
+		{tuner.SlotSupplierOptions{MaxSlots: 2, Resources: tuner.GPUMemory}, "Resources"},
+	} {
+		_, err := tuner.NewSlotSupplier(c, tt.opts)
+		require.ErrorIs(t, err, tuner.ErrInvalidOptions, tt.field)
+		assert.Contains(t, err.Error(), tt.field)
+	}
+	_, err = tuner.NewSlotSupplier(nil, tuner.SlotSupplierOptions{MaxSlots: 1})
+	assert.ErrorIs(t, err, tuner.ErrInvalidOptions)
+	_, err = tuner.New(tuner.Options{Shared: c, Activity: tuner.SlotSupplierOptions{MinSlots: 1}})
+	require.ErrorIs(t, err, tuner.ErrInvalidOptions)
+	assert.Contains(t, err.Error(), "Activity: ")
+	assert.Contains(t, err.Error(), "MaxSlots")
+}
+
+func TestMinMaxAndAccounting(t *testing.T) {
+	// Memory already over target: only MinSlots are admitted.
+	c, src := fixedController(t, resources.Usage{Memory: 0.95, MemoryLimitBytes: GiB, CPUCores: 4}, tuner.ControllerOptions{TargetMemory: 0.8})
+	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 2, MaxSlots: 3, Resources: tuner.Memory})
+	require.NoError(t, err)
+	assert.Equal(t, 3, sup.MaxSlots())
+	p1, p2 := sup.TryReserveSlot(info), sup.TryReserveSlot(info)
+	require.NotNil(t, p1)
+	require.NotNil(t, p2)
+	assert.Nil(t, sup.TryReserveSlot(info), "over target: nothing above MinSlots")
+	assert.Equal(t, uint64(1), sup.Stats().Refused[tuner.ReasonMemory])
+
+	src.Set(resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB, CPUCores: 4})
+	waitSnapshot(t, c, func(s *resources.Snapshot) bool { return s.Usage.Memory == 0.1 })
+	p3 := sup.TryReserveSlot(info)
+	require.NotNil(t, p3)
+	assert.Nil(t, sup.TryReserveSlot(info), "never above MaxSlots")
+	assert.Equal(t, uint64(1), sup.Stats().Refused[tuner.ReasonMax])
+
+	sup.MarkSlotUsed(testutil.MarkUsedInfo{P: p1})
+	assert.Equal(t, 1, sup.Stats().Used)
+	for _, p := range []*worker.SlotPermit{p1, p2, p3} {
+		sup.ReleaseSlot(testutil.ReleaseInfo{P: p})
+	}
+	sup.ReleaseSlot(testutil.ReleaseInfo{P: p1}) // twice: logged, not counted
+	sup.ReleaseSlot(testutil.ReleaseInfo{P: &worker.SlotPermit{}})
+	st := sup.Stats()
+	assert.Zero(t, st.Issued)
+	assert.Zero(t, st.Used)
+}
+
+func TestRampThrottle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 10, RampThrottle: time.Second, Resources: tuner.Memory})
+		require.NoError(t, err)
+		require.NotNil(t, sup.TryReserveSlot(info))
+		assert.Nil(t, sup.TryReserveSlot(info), "throttled")
+		start := time.Now()
+		p, err := sup.ReserveSlot(context.Background(), info)
+		require.NoError(t, err)
+		require.NotNil(t, p)
+		assert.Equal(t, time.Second, time.Since(start), "ReserveSlot waits out the throttle exactly")
+	})
+}
+
+func TestFailClosedOnSensorFailureAndRecover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, src := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 1, MaxSlots: 10, Resources: tuner.Memory})
+		require.NoError(t, err)
+		src.Fail(errors.New("cgroup gone"))
+		time.Sleep(20 * time.Millisecond)
+		p := sup.TryReserveSlot(info)
+		require.NotNil(t, p, "MinSlots still admitted")
+		assert.Nil(t, sup.TryReserveSlot(info), "failing sensor: closed above MinSlots")
+		assert.Equal(t, uint64(1), sup.Stats().Refused[tuner.ReasonStale])
+
+		got := make(chan *worker.SlotPermit)
+		go func() {
+			p, _ := sup.ReserveSlot(context.Background(), info)
+			got <- p
+		}()
+		time.Sleep(time.Second)
+		src.Set(resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB})
+		select {
+		case p2 := <-got:
+			require.NotNil(t, p2, "recovers by itself when readings return")
+			sup.ReleaseSlot(testutil.ReleaseInfo{P: p2})
+		case <-time.After(time.Second):
+			t.Fatal("reservation did not resume after recovery")
+		}
+		sup.ReleaseSlot(testutil.ReleaseInfo{P: p})
+	})
+}
+
+func TestStaleSnapshotFailsClosed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A source that hangs: no new snapshot is ever published.
+		block := make(chan struct{})
+		src := hangingSource{testutil.NewSource(resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}), block, &atomic.Bool{}}
+		c, err := tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.8, Source: src, SampleInterval: 10 * time.Millisecond, StaleAfter: 100 * time.Millisecond, Logger: testutil.NopLogger})
+		require.NoError(t, err)
+		require.NoError(t, c.WaitReady(context.Background()))
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 10, Resources: tuner.Memory})
+		require.NoError(t, err)
+		p := sup.TryReserveSlot(info)
+		require.NotNil(t, p)
+		src.hang.Store(true)
+		time.Sleep(200 * time.Millisecond)
+		assert.Nil(t, sup.TryReserveSlot(info), "stale reading admits nothing above MinSlots")
+		sup.ReleaseSlot(testutil.ReleaseInfo{P: p})
+		close(block)
+		require.NoError(t, c.Close())
+	})
+}
+
+type hangingSource struct {
+	*testutil.Source
+	block chan struct{}
+	hang  *atomic.Bool
+}
+
+func (h hangingSource) Read(ctx context.Context) (resources.Usage, error) {
+	if h.hang.Load() {
+		select {
+		case <-h.block:
+		case <-ctx.Done():
+			return resources.Usage{}, ctx.Err()
+		}
+	}
+	return h.Source.Read(ctx)
+}
+
+func TestReserveSlotCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _ := fixedController(t, resources.Usage{Memory: 0.9, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 10, Resources: tuner.Memory})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error)
+		go func() {
+			_, err := sup.ReserveSlot(ctx, info)
+			errc <- err
+		}()
+		time.Sleep(5 * time.Second)
+		cancel()
+		synctest.Wait()
+		assert.ErrorIs(t, <-errc, context.Canceled)
+		assert.Zero(t, sup.Stats().Issued)
+	})
+}
+
+func TestReserveWakesOnRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8, SampleInterval: time.Hour, StaleAfter: 100 * time.Hour})
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 1, Resources: tuner.Memory})
+		require.NoError(t, err)
+		p := sup.TryReserveSlot(info)
+		require.NotNil(t, p)
+		got := make(chan time.Time)
+		go func() {
+			_, _ = sup.ReserveSlot(context.Background(), info)
+			got <- time.Now()
+		}()
+		time.Sleep(3 * time.Second)
+		released := time.Now()
+		sup.ReleaseSlot(testutil.ReleaseInfo{P: p})
+		assert.Equal(t, released, <-got, "woken by the release, with no new snapshot (interval 1 h)")
+	})
+}
+
+func TestWorkflowPollersNeverStarve(t *testing.T) {
+	c, _ := fixedController(t, resources.Usage{Memory: 0.95, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
+	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 1, MaxSlots: 4, Resources: tuner.Memory})
+	require.NoError(t, err)
+	sticky := &testutil.ReservationInfo{Queue: "q", Kind: enumspb.TASK_QUEUE_KIND_STICKY}
+	normal := &testutil.ReservationInfo{Queue: "q", Kind: enumspb.TASK_QUEUE_KIND_NORMAL}
+	p1 := sup.TryReserveSlot(sticky)
+	require.NotNil(t, p1, "MinSlots")
+	assert.Nil(t, sup.TryReserveSlot(sticky), "over target")
+	p2 := sup.TryReserveSlot(normal)
+	require.NotNil(t, p2, "the normal queue's first slot is admitted even over target")
+	assert.Nil(t, sup.TryReserveSlot(normal))
+	sup.ReleaseSlot(testutil.ReleaseInfo{P: p1})
+	sup.ReleaseSlot(testutil.ReleaseInfo{P: p2})
+}
+
+func TestGPUTwoDevicesFillBoth(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &sim.Host{BaseMem: 0.1, Devices: []sim.Device{{UUID: "GPU-0", Total: 80 * GiB}, {UUID: "GPU-1", Total: 80 * GiB}}}
+		c := newController(t, h, tuner.ControllerOptions{TargetMemory: 0.9, TargetGPUMemory: 0.9})
+		defer c.Close()
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "gpu", MaxSlots: 100, RampThrottle: 50 * time.Millisecond,
+			Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 10 * GiB}, SettleTime: 3 * time.Second})
+		require.NoError(t, err)
+		res := sim.Run(sup, sim.Scenario{
+			Host: h, Tasks: 100000, Pollers: 4, Duration: 40 * time.Second, Warmup: 8 * time.Second, Resource: "gpu", Target: 0.9,
+			Task:   func(int) sim.Task { return sim.Task{GPU: 10 * GiB, Ramp: 3 * time.Second, Hold: 5 * time.Second} },
+			Device: func(p *worker.SlotPermit) string { d, _ := sup.DeviceOf(p); return d },
+		})
+		t.Logf("gpu: peak %.3f per device %v mean %.3f done %d", res.Peak, res.PerDevicePeak, res.Mean, res.Completed)
+		assert.LessOrEqual(t, res.Peak, 0.92)
+		for _, d := range []string{"GPU-0", "GPU-1"} {
+			assert.Greater(t, res.PerDevicePeak[d], 0.8, "both devices are filled: %s", d)
+		}
+		assert.Zero(t, res.Outstanding)
+		assert.Zero(t, sup.Stats().Issued)
+	})
+}
+
+func TestGPUSingleDeviceSlowLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &sim.Host{BaseMem: 0.1, Devices: []sim.Device{{UUID: "GPU-0", Total: 80 * GiB}}}
+		c := newController(t, h, tuner.ControllerOptions{TargetGPUMemory: 0.9})
+		defer c.Close()
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "gpu", MaxSlots: 100, RampThrottle: 50 * time.Millisecond,
+			Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 10 * GiB}, SettleTime: 3 * time.Second})
+		require.NoError(t, err)
+		res := sim.Run(sup, sim.Scenario{
+			Host: h, Tasks: 100000, Pollers: 2, Duration: 40 * time.Second, Warmup: 8 * time.Second, Resource: "gpu", Target: 0.9,
+			Task:   func(int) sim.Task { return sim.Task{GPU: 10 * GiB, Ramp: 3 * time.Second, Hold: 5 * time.Second} },
+			Device: func(p *worker.SlotPermit) string { d, _ := sup.DeviceOf(p); return d },
+		})
+		t.Logf("gpu: peak %.3f mean %.3f done %d", res.Peak, res.Mean, res.Completed)
+		assert.LessOrEqual(t, res.Peak, 0.92)
+		assert.Greater(t, res.Peak, 0.8, "fills the device")
+	})
+}
+
+func TestSensorFailureMidRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := slowAlloc(2)
+		sc.Duration = 30 * time.Second
+		src, _ := sc.Host.Sources()
+		c, err := tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.8, Source: src, SampleInterval: 100 * time.Millisecond, Logger: testutil.NopLogger})
+		require.NoError(t, err)
+		defer c.Close()
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 2, MaxSlots: 1000, RampThrottle: 50 * time.Millisecond, Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: uint64(64*GiB) * 3 / 100}})
+		require.NoError(t, err)
+		go func() {
+			time.Sleep(10 * time.Second)
+			src.Fail(errors.New("sensor gone"))
+			time.Sleep(10 * time.Second)
+			src.SetFunc(sc.Host.Usage)
+		}()
+		var issuedDuringFailure, grantedAtRecovery, grantedAtEnd atomic.Int64
+		go func() {
+			time.Sleep(17 * time.Second) // failing for 7 s: every pre-failure task has finished
+			issuedDuringFailure.Store(int64(sup.Stats().Issued))
+			time.Sleep(3 * time.Second)
+			grantedAtRecovery.Store(int64(sup.Stats().Granted))
+			time.Sleep(9 * time.Second)
+			grantedAtEnd.Store(int64(sup.Stats().Granted))
+		}()
+		res := sim.Run(sup, sc)
+		assert.LessOrEqual(t, issuedDuringFailure.Load(), int64(2), "only MinSlots while the sensor fails")
+		assert.LessOrEqual(t, res.Peak, 0.82)
+		// Healthy rate: ~20 slots per 5 s task life, ~36 in 9 s.
+		assert.Greater(t, grantedAtEnd.Load()-grantedAtRecovery.Load(), int64(25), "admission resumes at full rate after recovery")
+	})
+}
+
+func TestManyGoroutinesExactAccounting(t *testing.T) {
+	c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
+	const max = 50
+	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: max, Resources: tuner.Memory})
+	require.NoError(t, err)
+	var inFlight, peak atomic.Int64
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < 10000; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := sup.ReserveSlot(ctx, info)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			n := inFlight.Add(1)
+			for {
+				old := peak.Load()
+				if n <= old || peak.CompareAndSwap(old, n) {
+					break
+				}
+			}
+			if i%2 == 0 {
+				sup.MarkSlotUsed(testutil.MarkUsedInfo{P: p})
+			}
+			inFlight.Add(-1)
+			sup.ReleaseSlot(testutil.ReleaseInfo{P: p})
+		}()
+	}
+	wg.Wait()
+	assert.LessOrEqual(t, peak.Load(), int64(max), "issued ≤ MaxSlots at every instant")
+	st := sup.Stats()
+	assert.Zero(t, st.Issued, "nothing left reserved")
+	assert.Zero(t, st.Used)
+	assert.Equal(t, uint64(10000), st.Granted)
+}
+
+func TestTunerDefaults(t *testing.T) {
+	tu, err := tuner.New(tuner.Options{Controller: tuner.ControllerOptions{TargetMemory: 0.8, TargetCPU: 0.9, Source: testutil.NewSource(resources.Usage{}), Logger: testutil.NopLogger}})
+	require.NoError(t, err)
+	defer tu.Close()
+	var wt worker.WorkerTuner = tu
+	assert.Equal(t, 1000, wt.GetWorkflowTaskSlotSupplier().MaxSlots())
+	assert.Equal(t, 1000, wt.GetActivityTaskSlotSupplier().MaxSlots())
+	for _, s := range []worker.SlotSupplier{wt.GetLocalActivitySlotSupplier(), wt.GetNexusSlotSupplier(), wt.GetSessionActivitySlotSupplier()} {
+		require.NotNil(t, s)
+	}
+	hp, ok := wt.GetWorkflowTaskSlotSupplier().(worker.HasSysInfoProvider)
+	require.True(t, ok)
+	assert.Same(t, hp.SysInfoProvider(), wt.GetActivityTaskSlotSupplier().(worker.HasSysInfoProvider).SysInfoProvider(), "one provider for the SDK's identity check")
+}
+
+func waitSnapshot(t *testing.T, c *tuner.Controller, cond func(*resources.Snapshot) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		s := c.Monitor().Snapshot()
+		if cond(s) {
+			return
+		}
+		select {
+		case <-s.Changed():
+		case <-ctx.Done():
+			t.Fatal("condition not reached")
+		}
+	}
+}
