@@ -1,0 +1,110 @@
+package queues
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/headroomhq/headroom/tuner"
+)
+
+const gib = 1 << 30
+
+// Preset is what a worker pool of one class starts with. Scale the cost
+// priors to your models and datasets; they are what admission reserves for a
+// slot before its footprint shows in the readings.
+type Preset struct {
+	Class    Class
+	Workflow tuner.SlotSupplierOptions
+	Activity tuner.SlotSupplierOptions
+	// Pollers for activity tasks: a few for GPU pools, more for CPU.
+	ActivityPollers int
+}
+
+// PresetFor returns the preset of a class; a user-defined class gets the CPU
+// preset under its own name.
+func PresetFor(c Class) Preset {
+	wf := tuner.DefaultWorkflowSlotSupplierOptions()
+	p := Preset{Class: c, Workflow: wf}
+	switch c {
+	case GPU:
+		p.Activity = tuner.SlotSupplierOptions{
+			Name: "gpu", MinSlots: 1, MaxSlots: 4, RampThrottle: 500 * time.Millisecond,
+			Resources:  tuner.GPUMemory | tuner.Memory,
+			Cost:       tuner.Cost{GPUMemoryBytes: 6 * gib, MemoryBytes: 2 * gib},
+			SettleTime: 10 * time.Second, // model load
+		}
+		p.ActivityPollers = 2
+	case HighMemory:
+		p.Activity = tuner.SlotSupplierOptions{
+			Name: "high-memory", MinSlots: 1, MaxSlots: 16, RampThrottle: 200 * time.Millisecond,
+			Resources:  tuner.Memory,
+			Cost:       tuner.Cost{MemoryBytes: 4 * gib},
+			SettleTime: 5 * time.Second, // dataset read
+		}
+		p.ActivityPollers = 2
+	case VideoEncoding:
+		p.Activity = tuner.SlotSupplierOptions{
+			Name: "video-encoding", MinSlots: 1, MaxSlots: 8, RampThrottle: 200 * time.Millisecond,
+			Resources: tuner.CPU | tuner.Memory,
+			Cost:      tuner.Cost{CPUCores: 2, MemoryBytes: gib},
+		}
+		p.ActivityPollers = 2
+	default:
+		p.Activity = tuner.SlotSupplierOptions{
+			Name: "cpu", MinSlots: 1, MaxSlots: 200, RampThrottle: 20 * time.Millisecond,
+			Resources: tuner.CPU | tuner.Memory,
+			Cost:      tuner.Cost{CPUCores: 0.25, MemoryBytes: 64 << 20},
+		}
+		p.ActivityPollers = 4
+	}
+	if c != CPU && c != GPU && c != HighMemory && c != VideoEncoding {
+		p.Activity.Name = string(c)
+	}
+	return p
+}
+
+// ErrWorkerOptions reports worker.Options that cannot go with a tuner.
+var ErrWorkerOptions = errors.New("queues: invalid worker options")
+
+// NewWorker builds a worker polling q whose slots come from the class
+// preset's suppliers on the shared controller. opts may set anything but the
+// fixed concurrency limits (the SDK panics when those and a Tuner are both
+// set; this returns an error instead). Close the returned Tuner after the
+// worker stops; it leaves the shared controller open.
+func NewWorker(c client.Client, reg *Registry, q Queue, ctrl *tuner.Controller, p Preset, opts worker.Options) (worker.Worker, *tuner.Tuner, error) {
+	if reg != nil {
+		if err := reg.Check(q); err != nil {
+			return nil, nil, err
+		}
+	} else if err := ValidateName(q.Name); err != nil {
+		return nil, nil, err
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"MaxConcurrentActivityExecutionSize", opts.MaxConcurrentActivityExecutionSize != 0},
+		{"MaxConcurrentWorkflowTaskExecutionSize", opts.MaxConcurrentWorkflowTaskExecutionSize != 0},
+		{"MaxConcurrentLocalActivityExecutionSize", opts.MaxConcurrentLocalActivityExecutionSize != 0},
+		{"MaxConcurrentSessionExecutionSize", opts.MaxConcurrentSessionExecutionSize != 0},
+		{"MaxConcurrentNexusTaskExecutionSize", opts.MaxConcurrentNexusTaskExecutionSize != 0},
+		{"Tuner", opts.Tuner != nil},
+	} {
+		if f.set {
+			return nil, nil, fmt.Errorf("%w: %s is set; the preset's tuner decides concurrency", ErrWorkerOptions, f.name)
+		}
+	}
+	t, err := tuner.New(tuner.Options{Shared: ctrl, Workflow: p.Workflow, Activity: p.Activity})
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.Tuner = t
+	if opts.MaxConcurrentActivityTaskPollers == 0 && p.ActivityPollers > 0 {
+		opts.MaxConcurrentActivityTaskPollers = p.ActivityPollers
+	}
+	return worker.New(c, q.Name, opts), t, nil
+}
