@@ -67,13 +67,19 @@ func PresetFor(c Class) Preset {
 	return p
 }
 
+// DefaultWorkerStopTimeout is the WorkerStopTimeout NewWorker sets when
+// opts leaves it zero.
+const DefaultWorkerStopTimeout = 10 * time.Second
+
 // ErrWorkerOptions reports worker.Options that cannot go with a tuner.
 var ErrWorkerOptions = errors.New("queues: invalid worker options")
 
 // NewWorker builds a worker polling q whose slots come from the class
 // preset's suppliers on the shared controller. opts may set anything but the
 // fixed concurrency limits (the SDK panics when those and a Tuner are both
-// set; this returns an error instead). Close the returned Tuner after the
+// set; this returns an error instead). A zero WorkerStopTimeout becomes
+// DefaultWorkerStopTimeout, so that Stop waits for running tasks to release
+// their slots. Close the returned Tuner after the
 // worker stops; it leaves the shared controller open.
 func NewWorker(c client.Client, reg *Registry, q Queue, ctrl *tuner.Controller, p Preset, opts worker.Options) (worker.Worker, *tuner.Tuner, error) {
 	if reg != nil {
@@ -103,6 +109,11 @@ func NewWorker(c client.Client, reg *Registry, q Queue, ctrl *tuner.Controller, 
 		return nil, nil, err
 	}
 	opts.Tuner = t
+	if opts.WorkerStopTimeout == 0 {
+		// The SDK's default (0) makes Stop return while tasks still run and
+		// still hold slots; drain them so nothing is left reserved.
+		opts.WorkerStopTimeout = DefaultWorkerStopTimeout
+	}
 	if opts.MaxConcurrentActivityTaskPollers == 0 && p.ActivityPollers > 0 {
 		opts.MaxConcurrentActivityTaskPollers = p.ActivityPollers
 	}

@@ -82,13 +82,21 @@ func TestRealSourceTracksBusyLoop(t *testing.T) {
 	ctx := context.Background()
 	oneCore := 1 / float64(runtime.NumCPU())
 	var seen [][2]float64
-	tracked := false
-	for i := 0; i < attempts && !tracked; i++ {
+	tracked, observable := false, 0
+	for i := 0; i < 3*attempts && !tracked; i++ {
 		idle, err := src.Read(ctx)
 		require.NoError(t, err)
 		time.Sleep(MinCPUWindow + 20*time.Millisecond)
 		idle, err = src.Read(ctx)
 		require.NoError(t, err)
+		if idle.CPU > 1-0.7*oneCore {
+			// Other processes (parallel builds) hold the CPUs: a busy loop
+			// here could not raise the reading. Try again later.
+			seen = append(seen, [2]float64{idle.CPU, -1})
+			time.Sleep(300 * time.Millisecond)
+			continue
+		}
+		observable++
 
 		var stop atomic.Bool
 		done := make(chan struct{})
@@ -104,6 +112,9 @@ func TestRealSourceTracksBusyLoop(t *testing.T) {
 		require.NoError(t, err)
 		seen = append(seen, [2]float64{idle.CPU, busy.CPU})
 		tracked = busy.CPU-idle.CPU > 0.6*oneCore
+	}
+	if observable == 0 {
+		t.Skipf("host CPU saturated by other processes in every attempt (idle readings %v): a busy loop cannot show", seen)
 	}
 	assert.True(t, tracked, "a busy loop on one core must raise CPU by ~%.2f; saw (idle, busy) %v", oneCore, seen)
 }

@@ -343,10 +343,13 @@ func (c *Controller) learnResource(attributable float64, est func(*SlotSupplier)
 	}
 }
 
-// slot is one permit's record. It is owned by its supplier and reused after
-// release, so reserving allocates nothing in steady state.
+// slot is one reservation's record. Records are owned by their supplier and
+// reused after release; only the permit itself is allocated per reservation.
 type slot struct {
-	permit     worker.SlotPermit // UserData points back at the slot
+	// permit is the current reservation's permit; UserData points back at
+	// the slot. It is allocated per reservation and never reused: the SDK
+	// reads a permit after ReleaseSlot returns.
+	permit     *worker.SlotPermit
 	sup        *SlotSupplier
 	prev, next *slot // in c.pending, or next in the supplier's free list
 	inPending  bool

@@ -34,6 +34,7 @@
 // binding travels in permit.UserData and is released with the permit.
 //
 // TryReserveSlot takes one short lock, reads an already published snapshot,
-// makes no syscall and allocates nothing. ReserveSlot waits for a release, a
+// makes no syscall and allocates only the 24-byte permit (the SDK reads a
+// permit after ReleaseSlot returns, so permits cannot be pooled). ReserveSlot waits for a release, a
 // new snapshot or the ramp throttle, never in a polling loop.
 package tuner

@@ -122,7 +122,9 @@ func kindOf(info worker.SlotReservationInfo) int8 {
 }
 
 // TryReserveSlot admits a slot now or returns nil. It never blocks on
-// anything but a short in-memory lock and allocates nothing.
+// anything but a short in-memory lock; it allocates only the permit (as the
+// SDK's fixed-size supplier does), because the SDK reads a permit after
+// ReleaseSlot returns and so permits cannot be pooled.
 func (s *SlotSupplier) TryReserveSlot(info worker.SlotReservationInfo) *worker.SlotPermit {
 	p, _, _ := s.try(kindOf(info))
 	return p
@@ -143,7 +145,7 @@ func (s *SlotSupplier) try(kind int8) (*worker.SlotPermit, Reason, time.Duration
 		return nil, reason, wait
 	}
 	s.granted.Add(1)
-	return &sl.permit, ReasonNone, 0
+	return sl.permit, ReasonNone, 0
 }
 
 // ReserveSlot blocks until a slot is admitted or ctx is done. It wakes on a
@@ -194,14 +196,15 @@ func (s *SlotSupplier) ReserveSlot(ctx context.Context, info worker.SlotReservat
 // MarkSlotUsed starts the slot's settle time: its pending cost now falls as
 // its footprint appears in the readings.
 func (s *SlotSupplier) MarkSlotUsed(info worker.SlotMarkUsedInfo) {
-	sl := s.own(info.Permit())
+	p := info.Permit()
+	sl := s.own(p)
 	if sl == nil {
 		return
 	}
 	c := s.c
 	now := c.nanos(c.now())
 	c.mu.Lock()
-	if sl.issued && sl.usedAt < 0 {
+	if sl.issued && sl.permit == p && sl.usedAt < 0 {
 		sl.usedAt = now
 		s.used++
 	}
@@ -211,14 +214,15 @@ func (s *SlotSupplier) MarkSlotUsed(info worker.SlotMarkUsedInfo) {
 // ReleaseSlot returns the slot. A permit released twice, or one this
 // supplier did not issue, is logged and otherwise ignored.
 func (s *SlotSupplier) ReleaseSlot(info worker.SlotReleaseInfo) {
-	sl := s.own(info.Permit())
+	p := info.Permit()
+	sl := s.own(p)
 	if sl == nil {
 		s.c.logger.Warn("headroom: ReleaseSlot with a permit this supplier did not issue", "supplier", s.name)
 		return
 	}
 	c := s.c
 	c.mu.Lock()
-	if !sl.issued {
+	if !sl.issued || sl.permit != p {
 		c.mu.Unlock()
 		c.logger.Warn("headroom: slot released twice", "supplier", s.name)
 		return
@@ -259,7 +263,7 @@ func (s *SlotSupplier) release(sl *slot) {
 		s.normal--
 	}
 	s.issued--
-	sl.issued = false
+	sl.issued, sl.permit = false, nil
 	sl.next = s.free
 	s.free = sl
 }
@@ -319,7 +323,7 @@ func (s *SlotSupplier) admit(snap *resources.Snapshot, nowT time.Time, now int64
 	} else {
 		sl = &slot{sup: s}
 	}
-	sl.permit = worker.SlotPermit{UserData: sl}
+	sl.permit = &worker.SlotPermit{UserData: sl}
 	sl.issued, sl.usedAt, sl.device, sl.sticky = true, -1, device, kind
 	sl.cost = Cost{CPUCores: s.est.cpu, MemoryBytes: uint64(s.est.mem)}
 	if device >= 0 {
@@ -415,7 +419,7 @@ func (s *SlotSupplier) DeviceOf(p *worker.SlotPermit) (string, bool) {
 	}
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	if !sl.issued || sl.device < 0 {
+	if !sl.issued || sl.permit != p || sl.device < 0 {
 		return "", false
 	}
 	return s.c.devUUIDs[sl.device], true

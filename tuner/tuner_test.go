@@ -391,3 +391,20 @@ func waitSnapshot(t *testing.T, c *tuner.Controller, cond func(*resources.Snapsh
 		}
 	}
 }
+
+func TestStalePermitCannotReleaseANewReservation(t *testing.T) {
+	c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
+	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 1, Resources: tuner.Memory})
+	require.NoError(t, err)
+	old := sup.TryReserveSlot(info)
+	require.NotNil(t, old)
+	sup.ReleaseSlot(testutil.ReleaseInfo{P: old})
+	fresh := sup.TryReserveSlot(info) // reuses the slot record
+	require.NotNil(t, fresh)
+	assert.NotSame(t, old, fresh, "permits are never reused: the SDK reads them after release")
+	sup.ReleaseSlot(testutil.ReleaseInfo{P: old}) // a late duplicate release
+	assert.Equal(t, 1, sup.Stats().Issued, "the duplicate did not release the new reservation")
+	assert.Nil(t, sup.TryReserveSlot(info), "still at MaxSlots")
+	sup.ReleaseSlot(testutil.ReleaseInfo{P: fresh})
+	assert.Zero(t, sup.Stats().Issued)
+}

@@ -1,0 +1,27 @@
+package leaks
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/headroomhq/headroom/internal/testutil"
+	"github.com/headroomhq/headroom/resources"
+)
+
+func TestFindsHeadroomGoroutines(t *testing.T) {
+	if s := find(); s != "" {
+		t.Fatalf("unexpected headroom goroutines before the test:\n%s", s)
+	}
+	m, err := resources.NewMonitor(resources.MonitorOptions{Source: testutil.NewSource(resources.Usage{}), Logger: testutil.NopLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := find(); !strings.Contains(s, "resources.(*Monitor).run") {
+		t.Fatalf("a running Monitor was not reported; got:\n%s", s)
+	}
+	m.Close()
+	if s := wait(2 * time.Second); s != "" {
+		t.Fatalf("a closed Monitor was reported:\n%s", s)
+	}
+}

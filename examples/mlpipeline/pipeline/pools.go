@@ -1,0 +1,174 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/headroomhq/headroom/gpu"
+	"github.com/headroomhq/headroom/queues"
+	"github.com/headroomhq/headroom/routing"
+	"github.com/headroomhq/headroom/tuner"
+)
+
+// Config sizes the pipeline and its pools.
+type Config struct {
+	Rows      int
+	DatasetMB int
+	GPUMemMB  uint64
+	GPUWait   time.Duration // GPU stages fall back to CPU after this
+	OutDir    string
+}
+
+// Input returns the pipeline input for pipeline id.
+func (c Config) Input(id int) Input {
+	return Input{ID: id, Rows: c.Rows, DatasetMB: c.DatasetMB, GPUMemMB: c.GPUMemMB, OutDir: c.OutDir}
+}
+
+// Env is everything a process running pools needs.
+type Env struct {
+	Registry   *queues.Registry
+	Controller *tuner.Controller
+	Activities *Activities
+	Table      *routing.Table
+	Simulated  bool   // GPU memory comes from SimGPU, not NVML
+	GPUName    string // device name shown to the user
+}
+
+// NewEnv builds the controller (real CPU/memory readings; NVML when a GPU is
+// present, else a simulated 16 GiB GPU) and the route table.
+func NewEnv(cfg Config, mp metric.MeterProvider, logger log.Logger) (*Env, error) {
+	e := &Env{Registry: queues.Default(), Activities: &Activities{}}
+	var src gpu.Source
+	nv, err := gpu.NewNVMLSource(gpu.NVMLOptions{})
+	switch {
+	case err == nil:
+		devs, derr := nv.Devices(context.Background())
+		if derr == nil && len(devs) > 0 {
+			e.GPUName = devs[0].Name
+		}
+		src = nv
+	case errors.Is(err, gpu.ErrNoGPU):
+		sim := NewSimGPU(16 << 30)
+		e.Activities.GPU, e.Simulated, e.GPUName = sim, true, "simulated GPU (16 GiB)"
+		src = sim
+	default:
+		return nil, err
+	}
+	e.Controller, err = tuner.NewController(tuner.ControllerOptions{
+		TargetCPU: 0.9, TargetMemory: 0.85, TargetGPUMemory: 0.9, GPU: src, MeterProvider: mp, Logger: logger,
+	})
+	if err != nil {
+		if nv != nil {
+			nv.Close()
+		}
+		return nil, err
+	}
+	e.Table, err = Routes(e.Registry, e.Activities, cfg.GPUWait)
+	if err != nil {
+		e.Controller.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close closes the controller (and NVML with it).
+func (e *Env) Close() error { return e.Controller.Close() }
+
+// Pool is one worker pool.
+type Pool struct {
+	Queue  queues.Queue
+	Worker worker.Worker
+	Tuner  *tuner.Tuner
+}
+
+// Pools of the pipeline, by name as used on the command line.
+var PoolNames = map[string]queues.Queue{"cpu": CPUQueue, "gpu": GPUQueue, "highmem": HighMemQueue}
+
+func (e *Env) preset(q queues.Queue, cfg Config) queues.Preset {
+	p := queues.PresetFor(q.Class)
+	switch q.Class {
+	case queues.GPU:
+		p.Activity.Cost = tuner.Cost{GPUMemoryBytes: cfg.GPUMemMB << 20, MemoryBytes: 64 << 20}
+		p.Activity.SettleTime = time.Second
+	case queues.HighMemory:
+		p.Activity.Cost = tuner.Cost{MemoryBytes: uint64(cfg.DatasetMB) << 20}
+		p.Activity.SettleTime = 2 * time.Second
+	}
+	return p
+}
+
+// StartPools starts a worker for each queue in qs. With all three pools in
+// one process it first checks that every routed activity is registered on
+// its queue.
+func (e *Env) StartPools(c client.Client, cfg Config, qs ...queues.Queue) ([]*Pool, error) {
+	regs := routing.Registrations{}
+	a := e.Activities
+	acts := map[queues.Queue][]any{
+		CPUQueue:     {a.ValidateData, a.StoreResults, a.TrainModel, a.GenerateEmbeddings}, // GPU stages' fallback
+		HighMemQueue: {a.ProcessLargeDataset},
+		GPUQueue:     {a.TrainModel, a.GenerateEmbeddings},
+	}
+	for _, q := range qs {
+		regs.Add(q, acts[q]...)
+	}
+	if len(qs) == len(acts) {
+		if err := e.Table.Check(regs); err != nil {
+			return nil, err
+		}
+	}
+	var pools []*Pool
+	for _, q := range qs {
+		w, t, err := queues.NewWorker(c, e.Registry, q, e.Controller, e.preset(q, cfg), worker.Options{})
+		if err != nil {
+			StopPools(pools)
+			return nil, fmt.Errorf("pool %s: %w", q.Name, err)
+		}
+		for _, act := range acts[q] {
+			w.RegisterActivity(act)
+		}
+		if q == CPUQueue {
+			w.RegisterWorkflowWithOptions(Workflow(e.Table, a), workflow.RegisterOptions{Name: WorkflowName})
+		}
+		if err := w.Start(); err != nil {
+			t.Close()
+			StopPools(pools)
+			return nil, fmt.Errorf("pool %s: %w", q.Name, err)
+		}
+		pools = append(pools, &Pool{Queue: q, Worker: w, Tuner: t})
+	}
+	return pools, nil
+}
+
+// StopPools stops every worker and reports slots left reserved (there must
+// be none).
+func StopPools(pools []*Pool) (outstanding int) {
+	for _, p := range pools {
+		p.Worker.Stop()
+		outstanding += p.Tuner.Activity().Stats().Issued + p.Tuner.Workflow().Stats().Issued
+		p.Tuner.Close()
+	}
+	return outstanding
+}
+
+// StartPipelines starts n pipelines on the CPU queue.
+func StartPipelines(ctx context.Context, c client.Client, cfg Config, n int, prefix string) ([]client.WorkflowRun, error) {
+	runs := make([]client.WorkflowRun, 0, n)
+	for i := 0; i < n; i++ {
+		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID: fmt.Sprintf("%s-%d", prefix, i), TaskQueue: CPUQueue.Name,
+		}, WorkflowName, cfg.Input(i))
+		if err != nil {
+			return runs, err
+		}
+		runs = append(runs, r)
+	}
+	return runs, nil
+}
