@@ -305,18 +305,25 @@ func (c *Controller) learn(s *resources.Snapshot, now int64) {
 	if !inUse {
 		return
 	}
-	c.learnResource(memBytes-c.baseMem, func(sup *SlotSupplier) *float64 { return &sup.est.mem }, func(sup *SlotSupplier) float64 { return sup.floor.mem })
+	c.learnResource(Memory, memBytes-c.baseMem, func(sup *SlotSupplier) *float64 { return &sup.est.mem }, func(sup *SlotSupplier) float64 { return sup.floor.mem })
 	if u.CPUCores > 0 {
-		c.learnResource(cpuCores-c.baseCPU, func(sup *SlotSupplier) *float64 { return &sup.est.cpu }, func(sup *SlotSupplier) float64 { return sup.floor.cpu })
+		c.learnResource(CPU, cpuCores-c.baseCPU, func(sup *SlotSupplier) *float64 { return &sup.est.cpu }, func(sup *SlotSupplier) float64 { return sup.floor.cpu })
 	}
 	if len(s.GPUs) > 0 {
-		c.learnResource(gpuUse-gpuBase, func(sup *SlotSupplier) *float64 { return &sup.est.gpu }, func(sup *SlotSupplier) float64 { return sup.floor.gpu })
+		c.learnResource(GPUMemory, gpuUse-gpuBase, func(sup *SlotSupplier) *float64 { return &sup.est.gpu }, func(sup *SlotSupplier) float64 { return sup.floor.gpu })
 	}
 }
 
-func (c *Controller) learnResource(attributable float64, est func(*SlotSupplier) *float64, floor func(*SlotSupplier) float64) {
+// learnResource shares what is in use of one resource among the suppliers
+// that govern it; usage by work no supplier governs for r stays unexplained
+// and, since costs never fall below their floor, can only make admission
+// more careful, never less.
+func (c *Controller) learnResource(r Resource, attributable float64, est func(*SlotSupplier) *float64, floor func(*SlotSupplier) float64) {
 	var expected, n float64
 	for _, sup := range c.suppliers {
+		if sup.need&r == 0 {
+			continue
+		}
 		expected += *est(sup) * sup.effUsed
 		n += sup.effUsed
 	}
@@ -325,7 +332,7 @@ func (c *Controller) learnResource(attributable float64, est func(*SlotSupplier)
 	}
 	residual := attributable - expected
 	for _, sup := range c.suppliers {
-		if sup.effUsed <= 0 {
+		if sup.need&r == 0 || sup.effUsed <= 0 {
 			continue
 		}
 		share := sup.effUsed / n

@@ -24,6 +24,8 @@ type Input struct {
 	Rows      int    // records validated and embedded
 	DatasetMB int    // in-memory dataset processed by the high-memory stage
 	GPUMemMB  uint64 // GPU memory each GPU stage takes while it runs
+	LoadTime  time.Duration
+	Epochs    int
 	OutDir    string
 }
 
@@ -108,21 +110,36 @@ func (a *Activities) ProcessLargeDataset(ctx context.Context, in Input) (Stage, 
 	return stage(ctx, "process_large_dataset", start, detail), nil
 }
 
-func (a *Activities) takeGPU(in Input) (func(), error) {
+// takeGPU loads "the model": it takes GPU memory in ten steps over
+// in.LoadTime, the slow allocation a reactive tuner cannot see coming.
+func (a *Activities) takeGPU(ctx context.Context, in Input) (func(), error) {
 	if a.GPU == nil {
 		return func() {}, nil
 	}
-	n := in.GPUMemMB << 20
-	if err := a.GPU.Take(n); err != nil {
-		return nil, routing.ResourceExhausted("gpu_memory", err)
+	const steps = 10
+	step := in.GPUMemMB << 20 / steps
+	var taken uint64
+	release := func() { a.GPU.Give(taken) }
+	for i := 0; i < steps; i++ {
+		if err := a.GPU.Take(step); err != nil {
+			release()
+			return nil, routing.ResourceExhausted("gpu_memory", err)
+		}
+		taken += step
+		select {
+		case <-ctx.Done():
+			release()
+			return nil, ctx.Err()
+		case <-time.After(in.LoadTime / steps):
+		}
 	}
-	return func() { a.GPU.Give(n) }, nil
+	return release, nil
 }
 
 // TrainModel fits a linear model by gradient descent (GPU class).
 func (a *Activities) TrainModel(ctx context.Context, in Input) (Stage, error) {
 	start := time.Now()
-	release, err := a.takeGPU(in)
+	release, err := a.takeGPU(ctx, in)
 	if err != nil {
 		return Stage{}, err
 	}
@@ -131,7 +148,7 @@ func (a *Activities) TrainModel(ctx context.Context, in Input) (Stage, error) {
 	w := make([]float64, 16)
 	truth := func(r []float64) float64 { return 2*r[0] - r[1] + 0.5*r[2] }
 	var loss float64
-	for epoch := 0; epoch < 40; epoch++ {
+	for epoch := 0; epoch < in.Epochs; epoch++ {
 		grad := make([]float64, len(w))
 		loss = 0
 		for _, r := range xs {
@@ -153,13 +170,13 @@ func (a *Activities) TrainModel(ctx context.Context, in Input) (Stage, error) {
 			return Stage{}, err
 		}
 	}
-	return stage(ctx, "train_model", start, fmt.Sprintf("40 epochs, mse %.2e, w0 %.3f", loss/float64(len(xs)), w[0])), nil
+	return stage(ctx, "train_model", start, fmt.Sprintf("%d epochs, mse %.2e, w0 %.3f", in.Epochs, loss/float64(len(xs)), w[0])), nil
 }
 
 // GenerateEmbeddings projects every record to 8 dimensions (GPU class).
 func (a *Activities) GenerateEmbeddings(ctx context.Context, in Input) (Stage, error) {
 	start := time.Now()
-	release, err := a.takeGPU(in)
+	release, err := a.takeGPU(ctx, in)
 	if err != nil {
 		return Stage{}, err
 	}

@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { leaks.VerifyTestMain(m) }
 func TestPipelineEndToEnd(t *testing.T) {
 	srv := temporaltest.NewServer(temporaltest.WithT(t))
 	c := srv.GetDefaultClient()
-	cfg := pipeline.Config{Rows: 2000, DatasetMB: 32, GPUMemMB: 3 << 10, GPUWait: time.Minute, OutDir: t.TempDir()}
+	cfg := pipeline.Config{Rows: 2000, DatasetMB: 32, GPUMemMB: 3 << 10, LoadTime: 500 * time.Millisecond, Epochs: 20, GPUWait: time.Minute, OutDir: t.TempDir()}
 	env, err := pipeline.NewEnv(cfg, nil, testutil.NopLogger)
 	require.NoError(t, err)
 	defer env.Close()

@@ -24,12 +24,14 @@ type Config struct {
 	DatasetMB int
 	GPUMemMB  uint64
 	GPUWait   time.Duration // GPU stages fall back to CPU after this
+	LoadTime  time.Duration // how long a GPU stage takes to load its model
+	Epochs    int           // training epochs
 	OutDir    string
 }
 
 // Input returns the pipeline input for pipeline id.
 func (c Config) Input(id int) Input {
-	return Input{ID: id, Rows: c.Rows, DatasetMB: c.DatasetMB, GPUMemMB: c.GPUMemMB, OutDir: c.OutDir}
+	return Input{ID: id, Rows: c.Rows, DatasetMB: c.DatasetMB, GPUMemMB: c.GPUMemMB, LoadTime: c.LoadTime, Epochs: max(c.Epochs, 1), OutDir: c.OutDir}
 }
 
 // Env is everything a process running pools needs.
@@ -71,6 +73,12 @@ func NewEnv(cfg Config, mp metric.MeterProvider, logger log.Logger) (*Env, error
 		}
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Controller.WaitReady(ctx); err != nil {
+		e.Controller.Close()
+		return nil, err
+	}
 	e.Table, err = Routes(e.Registry, e.Activities, cfg.GPUWait)
 	if err != nil {
 		e.Controller.Close()
@@ -97,7 +105,7 @@ func (e *Env) preset(q queues.Queue, cfg Config) queues.Preset {
 	switch q.Class {
 	case queues.GPU:
 		p.Activity.Cost = tuner.Cost{GPUMemoryBytes: cfg.GPUMemMB << 20, MemoryBytes: 64 << 20}
-		p.Activity.SettleTime = time.Second
+		p.Activity.SettleTime = max(cfg.LoadTime, time.Second)
 	case queues.HighMemory:
 		p.Activity.Cost = tuner.Cost{MemoryBytes: uint64(cfg.DatasetMB) << 20}
 		p.Activity.SettleTime = 2 * time.Second
