@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/headroomhq/headroom/examples/internal/leaks"
+	"github.com/headroomhq/headroom/internal/testutil"
+	"github.com/headroomhq/headroom/resources"
+	"github.com/headroomhq/headroom/tuner"
+)
+
+// Bad input ends in one clear line and a non-zero exit, never a stack trace.
+func TestBadInput(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	unreachable := closed.Addr().String()
+	closed.Close()
+
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"unknown flag", []string{"-frobnicate"}, 2, "flag provided but not defined: -frobnicate"},
+		{"bad flag value", []string{"-pipelines", "lots"}, 2, `invalid value "lots" for flag -pipelines`},
+		{"zero pipelines", []string{"-pipelines", "0"}, 2, "-pipelines 0: must be at least 1"},
+		{"unknown command", []string{"fly"}, 2, `unknown command "fly"`},
+		{"worker without address", []string{"worker", "gpu"}, 1, "worker needs -address"},
+		{"unknown pool", []string{"-address", unreachable, "worker", "tpu"}, 1, `unknown pool "tpu"`},
+		{"malformed address", []string{"-address", "nohostport", "start"}, 1, `-address "nohostport": want host:port`},
+		{"unreachable address", []string{"-address", unreachable, "start"}, 1, "cannot reach a Temporal server at " + unreachable},
+		{"metrics port in use", []string{"-metrics", busy.Addr().String()}, 1, "-metrics " + busy.Addr().String()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(tt.args, &out, &errOut)
+			assert.Equal(t, tt.code, code, errOut.String())
+			assert.Contains(t, errOut.String(), tt.msg)
+			assert.NotContains(t, errOut.String(), "goroutine ", "no stack trace")
+		})
+	}
+}
+
+// The Prometheus endpoint serves the series the Grafana dashboard queries.
+func TestMetricsEndpoint(t *testing.T) {
+	var out bytes.Buffer
+	mp, stop, err := meterProvider("127.0.0.1:0", &out)
+	require.NoError(t, err)
+	defer stop()
+	ctrl, err := tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.8, TargetCPU: 0.9, MeterProvider: mp, Logger: testutil.NopLogger,
+		Source: testutil.NewSource(resources.Usage{Memory: 0.5, MemoryLimitBytes: 1 << 30, CPU: 0.1, CPUCores: 2})})
+	require.NoError(t, err)
+	defer ctrl.Close()
+	require.NoError(t, ctrl.WaitReady(context.Background()))
+	sup, err := tuner.NewSlotSupplier(ctrl, tuner.SlotSupplierOptions{Name: "cpu", MaxSlots: 2})
+	require.NoError(t, err)
+	p := sup.TryReserveSlot(&testutil.ReservationInfo{})
+	require.NotNil(t, p)
+	defer sup.ReleaseSlot(testutil.ReleaseInfo{P: p})
+
+	url := strings.TrimSpace(strings.TrimPrefix(out.String(), "metrics: "))
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	for _, series := range []string{
+		`headroom_resource_usage{`, `headroom_resource_target{`, `headroom_slots_used{`, `headroom_slots_issued{`,
+		`headroom_slots_available{`, `headroom_slots_refused_total{`, `headroom_slot_cost{`, `headroom_sensor_failures_total{`,
+		`headroom_slots_granted_total{`,
+	} {
+		assert.Contains(t, string(body), series)
+	}
+	dash, err := os.ReadFile("grafana-dashboard.json")
+	require.NoError(t, err)
+	for _, m := range regexp.MustCompile(`headroom_[a-z_]+`).FindAllString(string(dash), -1) {
+		assert.Contains(t, string(body), m+"{", "dashboard queries %s, which the endpoint must serve", m)
+	}
+}
+
+func TestMain(m *testing.M) { leaks.VerifyTestMain(m) }
