@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,5 +163,29 @@ func BenchmarkReserveUseRelease(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkMonitorOverhead runs a real Monitor at default settings for 10 s
+// and reports the process CPU time it used as a fraction of one core
+// (metric "core-fraction"). Nothing else runs meanwhile.
+func BenchmarkMonitorOverhead(b *testing.B) {
+	for b.Loop() {
+		var before, after syscall.Rusage
+		m, err := resources.NewMonitor(resources.MonitorOptions{Logger: testutil.NopLogger})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &before); err != nil {
+			b.Fatal(err)
+		}
+		const window = 10 * time.Second
+		time.Sleep(window)
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &after); err != nil {
+			b.Fatal(err)
+		}
+		m.Close()
+		cpu := time.Duration(after.Utime.Nano()-before.Utime.Nano()) + time.Duration(after.Stime.Nano()-before.Stime.Nano())
+		b.ReportMetric(cpu.Seconds()/window.Seconds(), "core-fraction")
 	}
 }
