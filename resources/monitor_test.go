@@ -142,12 +142,12 @@ func TestSDKResourceTunerOnSysInfoProvider(t *testing.T) {
 	assert.NotNil(t, sup.TryReserveSlot(info), "memory 0.5 < 0.8: the SDK tuner admits")
 
 	src.Set(resources.Usage{CPU: 0.1, Memory: 0.85})
-	waitFor(t, m, func(s *resources.Snapshot) bool { return s.Usage.Memory == 0.85 })
+	testutil.WaitSnapshot(t, m, func(s *resources.Snapshot) bool { return s.Usage.Memory == 0.85 })
 	time.Sleep(5 * time.Millisecond)
 	assert.Nil(t, sup.TryReserveSlot(info), "memory 0.85 ≥ 0.8: the SDK tuner refuses")
 
 	src.Fail(errors.New("sensor gone"))
-	waitFor(t, m, func(s *resources.Snapshot) bool { return s.UsageErr != nil })
+	testutil.WaitSnapshot(t, m, func(s *resources.Snapshot) bool { return s.UsageErr != nil })
 	_, err = provider.MemoryUsage(&worker.SysInfoContext{})
 	assert.Error(t, err, "failing readings are reported, not replaced by stale numbers")
 	_, err = provider.CpuUsage(&worker.SysInfoContext{})
@@ -157,21 +157,4 @@ func TestSDKResourceTunerOnSysInfoProvider(t *testing.T) {
 	hp, ok := tuner.GetWorkflowTaskSlotSupplier().(worker.HasSysInfoProvider)
 	require.True(t, ok)
 	assert.Same(t, provider, hp.SysInfoProvider())
-}
-
-func waitFor(t *testing.T, m *resources.Monitor, cond func(*resources.Snapshot) bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for {
-		s := m.Snapshot()
-		if cond(s) {
-			return
-		}
-		select {
-		case <-s.Changed():
-		case <-ctx.Done():
-			t.Fatal("condition not reached")
-		}
-	}
 }

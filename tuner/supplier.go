@@ -369,6 +369,25 @@ func (s *SlotSupplier) fits(snap *resources.Snapshot, now int64) (int, Reason, b
 	if s.need&GPUMemory == 0 {
 		return -1, ReasonNone, true
 	}
+	if best := s.pickDevice(snap, &gpuPending, true); best >= 0 {
+		return best, ReasonNone, true
+	}
+	return -1, ReasonGPU, false
+}
+
+// bestDevice picks the device with the most headroom without requiring a
+// fit (slots below MinSlots still need a device). Called with c.mu held.
+func (s *SlotSupplier) bestDevice(snap *resources.Snapshot, now int64) int {
+	var gpuPending [maxDevices]float64
+	s.c.sumPending(now, &gpuPending)
+	return s.pickDevice(snap, &gpuPending, false)
+}
+
+// pickDevice returns the device with the most headroom (target × capacity −
+// used − pending), only among those where one more slot fits if mustFit;
+// -1 if none. Called with c.mu held.
+func (s *SlotSupplier) pickDevice(snap *resources.Snapshot, gpuPending *[maxDevices]float64, mustFit bool) int {
+	c := s.c
 	best, bestRoom := -1, 0.0
 	for _, d := range snap.GPUs {
 		i := c.deviceIndex(d.UUID)
@@ -377,33 +396,10 @@ func (s *SlotSupplier) fits(snap *resources.Snapshot, now int64) (int, Reason, b
 		}
 		total := float64(d.TotalBytes)
 		b := budget{measured: float64(d.UsedBytes) / total, pending: gpuPending[i] / total, cost: s.est.gpu / total, target: c.targetGPU}
-		if !b.fits() {
+		if mustFit && !b.fits() {
 			continue
 		}
 		room := c.targetGPU*total - float64(d.UsedBytes) - gpuPending[i]
-		if best < 0 || room > bestRoom {
-			best, bestRoom = i, room
-		}
-	}
-	if best < 0 {
-		return -1, ReasonGPU, false
-	}
-	return best, ReasonNone, true
-}
-
-// bestDevice picks the device with the most headroom without requiring a
-// fit (slots below MinSlots still need a device). Called with c.mu held.
-func (s *SlotSupplier) bestDevice(snap *resources.Snapshot, now int64) int {
-	c := s.c
-	var gpuPending [maxDevices]float64
-	c.sumPending(now, &gpuPending)
-	best, bestRoom := -1, 0.0
-	for _, d := range snap.GPUs {
-		i := c.deviceIndex(d.UUID)
-		if i < 0 {
-			continue
-		}
-		room := c.targetGPU*float64(d.TotalBytes) - float64(d.UsedBytes) - gpuPending[i]
 		if best < 0 || room > bestRoom {
 			best, bestRoom = i, room
 		}

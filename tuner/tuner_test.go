@@ -90,7 +90,7 @@ func TestMinMaxAndAccounting(t *testing.T) {
 	assert.Equal(t, uint64(1), sup.Stats().Refused[tuner.ReasonMemory])
 
 	src.Set(resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB, CPUCores: 4})
-	waitSnapshot(t, c, func(s *resources.Snapshot) bool { return s.Usage.Memory == 0.1 })
+	testutil.WaitSnapshot(t, c.Monitor(), func(s *resources.Snapshot) bool { return s.Usage.Memory == 0.1 })
 	p3 := sup.TryReserveSlot(info)
 	require.NotNil(t, p3)
 	assert.Nil(t, sup.TryReserveSlot(info), "never above MaxSlots")
@@ -374,24 +374,6 @@ func TestTunerDefaults(t *testing.T) {
 	require.True(t, ok)
 	assert.Same(t, hp.SysInfoProvider(), wt.GetActivityTaskSlotSupplier().(worker.HasSysInfoProvider).SysInfoProvider(), "one provider for the SDK's identity check")
 }
-
-func waitSnapshot(t *testing.T, c *tuner.Controller, cond func(*resources.Snapshot) bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for {
-		s := c.Monitor().Snapshot()
-		if cond(s) {
-			return
-		}
-		select {
-		case <-s.Changed():
-		case <-ctx.Done():
-			t.Fatal("condition not reached")
-		}
-	}
-}
-
 func TestStalePermitCannotReleaseANewReservation(t *testing.T) {
 	c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
 	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 1, Resources: tuner.Memory})
