@@ -64,6 +64,13 @@ func usage(fs *flag.FlagSet, w io.Writer) func() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runContext(ctx, args, stdout, stderr)
+}
+
+// runContext is run with the context that ends workers (a signal, in main).
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mlpipeline", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = usage(fs, stderr)
@@ -95,8 +102,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(rest) > 0 {
 		mode, rest = rest[0], rest[1:]
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	var err error
 	switch mode {
 	case "run":
