@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -188,17 +187,7 @@ func measureInCgroup(dirs []string, tmp string) (res childResult) {
 		return fail(err)
 	}
 	res.IdleCPU = idle.CPU
-	var stop atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for !stop.Load() {
-		}
-	}()
-	time.Sleep(MinCPUWindow + 20*time.Millisecond)
-	busy, err := src.Read(ctx)
-	stop.Store(true)
-	<-done
+	busy, err := readWhileBusy(ctx, src)
 	if err != nil {
 		return fail(err)
 	}

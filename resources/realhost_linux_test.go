@@ -48,17 +48,7 @@ func TestRealSourceTracksBusyLoop(t *testing.T) {
 		}
 		observable++
 
-		var stop atomic.Bool
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for !stop.Load() {
-			}
-		}()
-		time.Sleep(MinCPUWindow + 20*time.Millisecond)
-		busy, err := src.Read(ctx)
-		stop.Store(true)
-		<-done
+		busy, err := readWhileBusy(ctx, src)
 		require.NoError(t, err)
 		seen = append(seen, [2]float64{idle.CPU, busy.CPU})
 		tracked = busy.CPU-idle.CPU > 0.6*oneCore
@@ -67,4 +57,21 @@ func TestRealSourceTracksBusyLoop(t *testing.T) {
 		t.Skipf("host CPU saturated by other processes in every attempt (idle readings %v): a busy loop cannot show", seen)
 	}
 	assert.True(t, tracked, "a busy loop on one core must raise CPU by ~%.2f; saw (idle, busy) %v", oneCore, seen)
+}
+
+// readWhileBusy spins one goroutine for one CPU window and reads src at its
+// end: the reading covers a window with one core busy.
+func readWhileBusy(ctx context.Context, src Source) (Usage, error) {
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() {
+		}
+	}()
+	time.Sleep(MinCPUWindow + 20*time.Millisecond)
+	u, err := src.Read(ctx)
+	stop.Store(true)
+	<-done
+	return u, err
 }
