@@ -79,9 +79,6 @@ type ControllerOptions struct {
 	MeterProvider metric.MeterProvider
 	// Logger. Nil: slog.Default().
 	Logger log.Logger
-
-	// now is injectable for tests of the controller's own clock use.
-	now func() time.Time
 }
 
 func (o *ControllerOptions) validate() error {

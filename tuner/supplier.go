@@ -135,8 +135,7 @@ func (s *SlotSupplier) TryReserveSlot(info worker.SlotReservationInfo) *worker.S
 func (s *SlotSupplier) try(kind int8) (*worker.SlotPermit, Reason, time.Duration) {
 	c := s.c
 	snap := c.monitor.Snapshot()
-	nowT := c.now()
-	now := c.nanos(nowT)
+	now, nowT := c.clock()
 	c.mu.Lock()
 	sl, reason, wait := s.admit(snap, nowT, now, kind)
 	c.mu.Unlock()
@@ -202,7 +201,7 @@ func (s *SlotSupplier) MarkSlotUsed(info worker.SlotMarkUsedInfo) {
 		return
 	}
 	c := s.c
-	now := c.nanos(c.now())
+	now := c.nanos()
 	c.mu.Lock()
 	if sl.issued && sl.permit == p && sl.usedAt < 0 {
 		sl.usedAt = now
