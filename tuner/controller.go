@@ -47,6 +47,8 @@ type Controller struct {
 	baseCPU   float64 // cores used with no slot in use
 	baseSet   bool
 	lastSeq   uint64
+	memNoise  noise // reading noise of Memory (fraction)
+	cpuNoise  noise // reading noise of CPU (fraction)
 	sensorErr uint64 // transitions into failing readings
 
 	metrics *metrics
@@ -208,6 +210,8 @@ func (c *Controller) observe(s *resources.Snapshot) {
 	}
 	if s.Seq != c.lastSeq && err == nil {
 		c.lastSeq = s.Seq
+		c.memNoise.add(s.Usage.Memory)
+		c.cpuNoise.add(s.Usage.CPU)
 		c.learn(s, nowNanos)
 	}
 	c.mu.Unlock()
@@ -402,3 +406,46 @@ func (l *slotList) remove(s *slot) {
 	}
 	s.prev, s.next, s.inPending = nil, nil, false
 }
+
+// noise estimates how much a reading wanders around the true value: the
+// running mean of |r(t) − 2r(t−1) + r(t−2)|, the second difference, which is
+// zero for a steady ramp and about 1.2× the amplitude of uniform noise, with
+// each sample clipped so that one real jump does not count as noise.
+// Admission adds it to the reading so that a reading that is low by chance
+// is not taken for headroom. Called with c.mu held.
+type noise struct {
+	prev, prev2 float64
+	n           int
+	mean        float64
+}
+
+const (
+	noiseWeight    = 0.05
+	noiseClipFloor = 0.001
+	noiseSeed      = 8
+)
+
+func (z *noise) add(r float64) {
+	if z.n >= 2 {
+		d := r - 2*z.prev + z.prev2
+		if d < 0 {
+			d = -d
+		}
+		// Real events (a batch of tasks ending) are rare large jumps; noise is
+		// many small ones. Clipping each sample to a few times the estimate
+		// keeps events out while letting true noise grow the estimate.
+		if k := z.n - 2; k < noiseSeed {
+			// Seed with a plain mean of the first samples, unclipped, so a
+			// noisy source is recognised before the first admissions rush in.
+			z.mean += (d - z.mean) / float64(k+1)
+		} else {
+			d = min(d, max(3*z.mean, noiseClipFloor))
+			z.mean += noiseWeight * (d - z.mean)
+		}
+	}
+	z.prev2, z.prev = z.prev, r
+	z.n++
+}
+
+// margin is the amount admission adds to a reading.
+func (z *noise) margin() float64 { return z.mean / 1.2 }

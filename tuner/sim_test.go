@@ -90,10 +90,34 @@ func TestSlowAllocationNoOvershoot(t *testing.T) {
 			// Ceiling for any policy that never overshoots: a task holds its whole
 			// cost in the budget for 5 s but uses 80 % of it on average over its
 			// life (2 s linear ramp, 3 s hold), so perfect packing gives
-			// 0.2 + 0.6×0.8 = 0.68. Reading lag after tasks end costs ~0.01.
-			assert.GreaterOrEqual(t, ours.Mean, 0.66, "headroom mean after warm-up")
+			// 0.2 + 0.6×0.8 = 0.68. Reading lag after tasks end costs ~0.01 and
+			// the noise margin ~0.004: measured 0.660–0.670 (-race included).
+			// 0.65 is 94 % of the achievable band above base; pending that does
+			// not decay after MarkSlotUsed would give 0.60 and fail here.
+			assert.GreaterOrEqual(t, ours.Mean, 0.65, "headroom mean after warm-up")
 			assert.Zero(t, ours.Outstanding)
 			assert.Greater(t, sdk.Peak, 0.82, "the SDK's reactive tuner overshoots this workload")
 		})
 	}
+}
+
+// Readings with ±2 points of noise: a reading that is low by chance must not
+// be taken for headroom, even at the SDK's default 50 ms ramp.
+func TestNoisyReadingsNoOvershoot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := slowAlloc(4)
+		sc.Host.Noise = 0.02
+		c := newController(t, sc.Host, tuner.ControllerOptions{TargetMemory: 0.8})
+		defer c.Close()
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{
+			Name: "activity", MinSlots: 1, MaxSlots: 1000, RampThrottle: 50 * time.Millisecond,
+			Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: uint64(64*GiB) * 3 / 100}, SettleTime: 2 * time.Second,
+		})
+		require.NoError(t, err)
+		res := sim.Run(sup, sc)
+		t.Logf("noisy: peak %.3f mean %.3f", res.Peak, res.Mean)
+		assert.LessOrEqual(t, res.Peak, 0.82)
+		assert.Zero(t, res.Above1)
+		assert.GreaterOrEqual(t, res.Mean, 0.63, "the noise margin costs some utilization, not most of it")
+	})
 }

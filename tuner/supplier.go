@@ -348,7 +348,7 @@ func (s *SlotSupplier) fits(snap *resources.Snapshot, now int64) (int, Reason, b
 	pcpu, pmem := c.sumPending(now, &gpuPending)
 	u := snap.Usage
 	if s.need&Memory != 0 {
-		b := budget{measured: u.Memory, target: c.targetMem}
+		b := budget{measured: u.Memory + c.memNoise.margin(), target: c.targetMem}
 		if lim := float64(u.MemoryLimitBytes); lim > 0 {
 			b.pending, b.cost = pmem/lim, s.est.mem/lim
 		}
@@ -357,7 +357,7 @@ func (s *SlotSupplier) fits(snap *resources.Snapshot, now int64) (int, Reason, b
 		}
 	}
 	if s.need&CPU != 0 {
-		b := budget{measured: u.CPU, target: c.targetCPU}
+		b := budget{measured: u.CPU + c.cpuNoise.margin(), target: c.targetCPU}
 		if u.CPUCores > 0 {
 			b.pending, b.cost = pcpu/u.CPUCores, s.est.cpu/u.CPUCores
 		}
