@@ -47,8 +47,8 @@ type Controller struct {
 	baseCPU   float64 // cores used with no slot in use
 	baseSet   bool
 	lastSeq   uint64
-	memNoise  noise // reading noise of Memory (fraction)
-	cpuNoise  noise // reading noise of CPU (fraction)
+	memNoise  noise  // reading noise of Memory (fraction)
+	cpuNoise  noise  // reading noise of CPU (fraction)
 	sensorErr uint64 // transitions into failing readings
 
 	metrics *metrics
