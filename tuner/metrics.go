@@ -75,7 +75,7 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 		res := func(r string) metric.ObserveOption {
 			return metric.WithAttributes(attribute.String("resource", r))
 		}
-		if snap.UsageAt.IsZero() == false {
+		if !snap.UsageAt.IsZero() {
 			if c.targetCPU > 0 {
 				o.ObserveFloat64(usage, snap.Usage.CPU, res("cpu"))
 			}

@@ -35,6 +35,18 @@ func slowAlloc(pollers int) sim.Scenario {
 	}
 }
 
+// slowAllocSupplier is an activity supplier priced for slowAlloc's tasks (3 %
+// of 64 GiB, footprint settled after 2 s) with the SDK's 50 ms ramp.
+func slowAllocSupplier(t *testing.T, c *tuner.Controller) *tuner.SlotSupplier {
+	t.Helper()
+	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{
+		Name: "activity", MinSlots: 1, MaxSlots: 1000, RampThrottle: 50 * time.Millisecond,
+		Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: uint64(64*GiB) * 3 / 100}, SettleTime: 2 * time.Second,
+	})
+	require.NoError(t, err)
+	return sup
+}
+
 func newController(t *testing.T, h *sim.Host, opts tuner.ControllerOptions) *tuner.Controller {
 	t.Helper()
 	src, g := h.Sources()
@@ -60,11 +72,7 @@ func TestSlowAllocationNoOvershoot(t *testing.T) {
 				sc := slowAlloc(pollers)
 				c := newController(t, sc.Host, tuner.ControllerOptions{TargetMemory: 0.8})
 				defer c.Close()
-				sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{
-					Name: "activity", MinSlots: 1, MaxSlots: 1000, RampThrottle: 50 * time.Millisecond,
-					Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: uint64(64*GiB) * 3 / 100}, SettleTime: 2 * time.Second,
-				})
-				require.NoError(t, err)
+				sup := slowAllocSupplier(t, c)
 				ours = sim.Run(sup, sc)
 				assert.Zero(t, sup.Stats().Issued, "no slot left reserved")
 			})
@@ -109,11 +117,7 @@ func TestNoisyReadingsNoOvershoot(t *testing.T) {
 		sc.Host.Noise = 0.02
 		c := newController(t, sc.Host, tuner.ControllerOptions{TargetMemory: 0.8})
 		defer c.Close()
-		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{
-			Name: "activity", MinSlots: 1, MaxSlots: 1000, RampThrottle: 50 * time.Millisecond,
-			Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: uint64(64*GiB) * 3 / 100}, SettleTime: 2 * time.Second,
-		})
-		require.NoError(t, err)
+		sup := slowAllocSupplier(t, c)
 		res := sim.Run(sup, sc)
 		t.Logf("noisy: peak %.3f mean %.3f", res.Peak, res.Mean)
 		assert.LessOrEqual(t, res.Peak, 0.82)
