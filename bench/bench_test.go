@@ -63,7 +63,7 @@ func headroomSupplier(b *testing.B) worker.SlotSupplier {
 	if err := c.WaitReady(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	s, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 1, MaxSlots: 1000, Cost: tuner.Cost{MemoryBytes: 1 << 20, CPUCores: 0.01}})
+	s, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 0, MaxSlots: 1000, Cost: tuner.Cost{MemoryBytes: 1 << 20, CPUCores: 0.01}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func sdkResourceSupplier(b *testing.B) worker.SlotSupplier {
 	opts := worker.DefaultResourceControllerOptions()
 	opts.InfoSupplier = resources.NewSysInfoProvider(m)
 	s, err := worker.NewResourceBasedSlotSupplier(worker.NewResourceController(opts),
-		worker.ResourceBasedSlotSupplierOptions{MinSlots: 1, MaxSlots: 1000})
+		worker.ResourceBasedSlotSupplierOptions{MinSlots: 0, MaxSlots: 1000})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,13 +45,31 @@ type Controller struct {
 	waiters   int
 	wake      chan struct{} // closed when a slot is released, if waiters > 0
 	failing   bool
+	closed    bool
 	baseMem   float64 // bytes used with no slot in use
 	baseCPU   float64 // cores used with no slot in use
 	baseSet   bool
-	lastSeq   uint64
-	memNoise  noise  // reading noise of Memory (fraction)
-	cpuNoise  noise  // reading noise of CPU (fraction)
-	sensorErr uint64 // transitions into failing readings
+	memNoise  noise // noise of the Memory reading around the model (fraction)
+	cpuNoise  noise // noise of the CPU reading around the model (fraction)
+	// What settled slots are expected to use (cores, bytes): the part of
+	// the model's expected footprint that is no longer pending.
+	settledCPU, settledMem float64
+	// Recent learning residuals per resource.
+	cpuResid, memResid, gpuResid median3
+	sensorErr                    uint64 // transitions into failing readings
+
+	// The admission budget, as of snapshot seq: what one more slot may use
+	// (bytes, cores, bytes per device), after the reading, the noise margin
+	// and every pending slot's remaining cost. Reservations and releases
+	// adjust it; the next snapshot recomputes it. The hot path only compares
+	// a cost against it.
+	seq              uint64
+	synced           bool
+	usageOK, gpuOK   bool // readings usable (set per snapshot, cleared by the stale timer)
+	lastUsageAt      time.Time
+	memRoom, cpuRoom float64
+	gpuRoom          [maxDevices]float64
+	gpuSeen          [maxDevices]bool // device is in the latest reading
 
 	metrics *metrics
 	sysinfo *resources.SysInfoProvider
@@ -133,6 +153,9 @@ func (c *Controller) Close() error {
 	c.once.Do(func() {
 		close(c.stop)
 		<-c.done
+		c.mu.Lock()
+		c.closed, c.usageOK, c.gpuOK = true, false, false
+		c.mu.Unlock()
 		err = errors.Join(c.monitor.Close(), c.metrics.close())
 		if c.closeGPU != nil {
 			err = errors.Join(err, c.closeGPU())
@@ -141,14 +164,32 @@ func (c *Controller) Close() error {
 	return err
 }
 
-// run learns costs and logs sensor transitions on every new snapshot.
+// run brings the budget up to date on every new snapshot, even when no
+// slot is being reserved, and marks readings stale when none arrives in
+// time, so the hot path never needs the clock to judge freshness.
 func (c *Controller) run() {
 	defer close(c.done)
+	stale := time.NewTimer(time.Hour)
+	stale.Stop()
+	defer stale.Stop()
 	for {
 		s := c.monitor.Snapshot()
-		c.observe(s)
+		wait := c.observe(s, false)
+		var tc <-chan time.Time
+		if wait > 0 {
+			stale.Reset(wait)
+			tc = stale.C
+		}
 		select {
 		case <-s.Changed():
+			stale.Stop()
+		case <-tc:
+			c.observe(s, true)
+			select {
+			case <-s.Changed():
+			case <-c.stop:
+				return
+			}
 		case <-c.stop:
 			return
 		}
@@ -182,14 +223,54 @@ func (c *Controller) governed() Resource {
 	return r
 }
 
-// freshness reports whether the readings a supplier needs are usable.
-func (c *Controller) freshness(s *resources.Snapshot, need Resource, now time.Time) error {
-	if need&(CPU|Memory) != 0 {
+// observe syncs the budget with s (or, if recheck, re-judges its
+// freshness now), logs transitions between usable and failing readings, and
+// returns how long until s goes stale (0: already unusable).
+func (c *Controller) observe(s *resources.Snapshot, recheck bool) time.Duration {
+	c.mu.Lock()
+	if recheck {
+		if c.seq == s.Seq && c.synced {
+			c.judge(s, c.nanos())
+		}
+	} else {
+		c.sync(s)
+	}
+	wasFailing := c.failing
+	ok := c.usageOK && c.gpuOK
+	c.failing = !ok
+	if !ok && !wasFailing {
+		c.sensorErr++
+	}
+	c.mu.Unlock()
+	switch {
+	case !ok && !wasFailing && s.Seq > 0:
+		c.logger.Warn("headroom: readings unusable; admitting MinSlots only until they recover", "error", c.readingErr(s))
+	case ok && wasFailing:
+		c.logger.Info("headroom: readings usable again; admission resumes")
+	}
+	if !ok {
+		return 0
+	}
+	var at time.Time
+	if c.targetCPU > 0 || c.targetMem > 0 {
+		at = s.UsageAt
+	}
+	if c.targetGPU > 0 && (at.IsZero() || s.GPUAt.Before(at)) {
+		at = s.GPUAt
+	}
+	// freshness fails strictly after StaleAfter.
+	return time.Until(at.Add(s.StaleAfter)) + time.Nanosecond
+}
+
+// readingErr says why the governed readings in s are unusable now.
+func (c *Controller) readingErr(s *resources.Snapshot) error {
+	now := time.Now()
+	if c.targetCPU > 0 || c.targetMem > 0 {
 		if err := s.UsageOK(now); err != nil {
 			return err
 		}
 	}
-	if need&GPUMemory != 0 {
+	if c.targetGPU > 0 {
 		if err := s.GPUOK(now); err != nil {
 			return err
 		}
@@ -197,30 +278,124 @@ func (c *Controller) freshness(s *resources.Snapshot, need Resource, now time.Ti
 	return nil
 }
 
-// observe runs once per snapshot: it logs transitions between usable and
-// failing readings and refines learned costs.
-func (c *Controller) observe(s *resources.Snapshot) {
-	nowNanos, now := c.clock()
-	err := c.freshness(s, c.governed(), now)
-	c.mu.Lock()
-	wasFailing := c.failing
-	c.failing = err != nil
-	if err != nil && !wasFailing {
-		c.sensorErr++
+// judge sets whether the readings in s are usable at now. Called with c.mu
+// held.
+func (c *Controller) judge(s *resources.Snapshot, now int64) {
+	t := c.epoch.Add(time.Duration(now))
+	c.usageOK = !c.closed && (c.targetCPU == 0 && c.targetMem == 0 || s.UsageOK(t) == nil)
+	c.gpuOK = !c.closed && (c.targetGPU == 0 || s.GPUOK(t) == nil)
+}
+
+// fresh reports whether the readings a supplier needs are usable. Called
+// with c.mu held.
+func (c *Controller) fresh(need Resource) bool {
+	if need&(CPU|Memory) != 0 && !c.usageOK {
+		return false
 	}
-	if s.Seq != c.lastSeq && err == nil {
-		c.lastSeq = s.Seq
-		c.memNoise.add(s.Usage.Memory)
-		c.cpuNoise.add(s.Usage.CPU)
-		c.learn(s, nowNanos)
+	return need&GPUMemory == 0 || c.gpuOK
+}
+
+// at converts a reading time to the controller's clock.
+func (c *Controller) at(t time.Time) int64 { return int64(t.Sub(c.epoch)) }
+
+// sync recomputes the budget from snapshot s if it is newer than the one
+// the budget was built on. A pending slot's remaining cost is taken at the
+// time of the reading, not now: what appeared since is in neither the
+// reading nor the pending, so pairing a reading with a later pending would
+// undercount. Learning and the noise estimate advance once per new reading.
+// Called with c.mu held.
+func (c *Controller) sync(s *resources.Snapshot) {
+	if c.synced && s.Seq == c.seq {
+		return
 	}
-	c.mu.Unlock()
-	switch {
-	case err != nil && !wasFailing && s.Seq > 0:
-		c.logger.Warn("headroom: readings unusable; admitting MinSlots only until they recover", "error", err)
-	case err == nil && wasFailing:
-		c.logger.Info("headroom: readings usable again; admission resumes")
+	c.seq, c.synced = s.Seq, true
+	c.judge(s, c.nanos())
+	tu, tg := c.at(s.UsageAt), c.at(s.GPUAt)
+
+	var pcpu, pmem float64
+	var pgpu [maxDevices]float64
+	var vcpu, vmem float64 // footprint the model expects in the reading
+	for sl := c.pending.head; sl != nil; {
+		next := sl.next
+		wu, wg := sl.weight(tu), 0.0
+		if sl.device >= 0 {
+			wg = sl.weight(tg)
+		}
+		if wu <= 0 && wg <= 0 {
+			c.pending.remove(sl)
+			sl.sup.settled++
+			c.settledCPU += sl.cost.CPUCores
+			c.settledMem += float64(sl.cost.MemoryBytes)
+			sl.cCPU, sl.cMem, sl.cGPU, sl.wu = 0, 0, 0, 0
+			sl = next
+			continue
+		}
+		sl.wu = wu
+		if sl.usedAt >= 0 {
+			vcpu += (1 - wu) * sl.cost.CPUCores
+			vmem += (1 - wu) * float64(sl.cost.MemoryBytes)
+		}
+		sl.cCPU, sl.cMem = wu*sl.cost.CPUCores, wu*float64(sl.cost.MemoryBytes)
+		pcpu += sl.cCPU
+		pmem += sl.cMem
+		if sl.device >= 0 {
+			sl.cGPU = wg * float64(sl.cost.GPUMemoryBytes)
+			pgpu[sl.device] += sl.cGPU
+		}
+		sl = next
 	}
+
+	u := s.Usage
+	newUsage := c.usageOK && !s.UsageAt.Equal(c.lastUsageAt)
+	if newUsage {
+		// Noise is what the model does not explain: the reading minus the
+		// footprint used slots are expected to have by now. Known ramps and
+		// ends then do not count as noise; only wandering readings and
+		// footprints unlike the declared cost do.
+		c.lastUsageAt = s.UsageAt
+		mem, cpu := u.Memory, u.CPU
+		if lim := float64(u.MemoryLimitBytes); lim > 0 {
+			mem -= (c.settledMem + vmem) / lim
+		}
+		if u.CPUCores > 0 {
+			cpu -= (c.settledCPU + vcpu) / u.CPUCores
+		}
+		c.memNoise.add(mem)
+		c.cpuNoise.add(cpu)
+	}
+	c.memRoom = room(c.targetMem, u.Memory+c.memNoise.margin, float64(u.MemoryLimitBytes), pmem)
+	c.cpuRoom = room(c.targetCPU, u.CPU+c.cpuNoise.margin, u.CPUCores, pcpu)
+	for i := range c.gpuRoom {
+		c.gpuRoom[i], c.gpuSeen[i] = math.Inf(-1), false
+	}
+	for _, d := range s.GPUs {
+		i := c.deviceIndex(d.UUID)
+		if i < 0 || d.TotalBytes == 0 {
+			continue
+		}
+		total := float64(d.TotalBytes)
+		c.gpuSeen[i] = true
+		c.gpuRoom[i] = room(c.targetGPU, float64(d.UsedBytes)/total, total, pgpu[i])
+	}
+	if newUsage && c.usageOK && c.gpuOK {
+		c.learn(s)
+	}
+}
+
+// room is the admission law solved for the cost: a slot of cost x fits if
+// measured + pending + x ≤ target, that is x ≤ (target − measured) × capacity
+// − pending. A reading at or above target admits nothing, not even a slot of
+// zero cost (−Inf). With capacity unknown (0), only the reading is judged.
+// A tolerance of 1e-9 of capacity keeps float rounding from refusing an exact
+// fit.
+func room(target, measured, capacity, pending float64) float64 {
+	if measured >= target {
+		return math.Inf(-1)
+	}
+	if capacity <= 0 {
+		return math.Inf(1)
+	}
+	return (target-measured)*capacity - pending + 1e-9*capacity
 }
 
 // deviceIndex returns the stable index of a device UUID, adding it if new;
@@ -239,41 +414,12 @@ func (c *Controller) deviceIndex(uuid string) int {
 	return len(c.devUUIDs) - 1
 }
 
-// sumPending adds every pending slot's remaining cost, in resource units
-// (cores, bytes), and drops slots whose footprint has settled. Called with
-// c.mu held; allocation-free.
-func (c *Controller) sumPending(now int64, gpuPending *[maxDevices]float64) (cpu, mem float64) {
-	for s := c.pending.head; s != nil; {
-		next := s.next
-		w := 1.0
-		if s.usedAt >= 0 {
-			age := now - s.usedAt
-			if age >= s.sup.settle {
-				c.pending.remove(s)
-				s.sup.settled++
-				s = next
-				continue
-			}
-			w = 1 - float64(age)/float64(s.sup.settle)
-		}
-		cpu += w * s.cost.CPUCores
-		mem += w * float64(s.cost.MemoryBytes)
-		if s.device >= 0 {
-			gpuPending[s.device] += w * float64(s.cost.GPUMemoryBytes)
-		}
-		s = next
-	}
-	return cpu, mem
-}
-
 // learn refines each supplier's cost from the readings: what is in use above
 // the idle baseline, shared among suppliers by their expected footprint per
 // used slot. Called with c.mu held.
-func (c *Controller) learn(s *resources.Snapshot, now int64) {
-	var gpuPending [maxDevices]float64
-	c.sumPending(now, &gpuPending) // also moves settled slots out of pending
+func (c *Controller) learn(s *resources.Snapshot) {
 	// Effective used slots per supplier: settled ones count fully, ramping
-	// ones by how far into their settle time they are.
+	// ones by how far into their settle time they were at the reading.
 	var inUse bool
 	for _, sup := range c.suppliers {
 		sup.effUsed = float64(sup.settled)
@@ -281,7 +427,7 @@ func (c *Controller) learn(s *resources.Snapshot, now int64) {
 	}
 	for sl := c.pending.head; sl != nil; sl = sl.next {
 		if sl.usedAt >= 0 {
-			sl.sup.effUsed += float64(now-sl.usedAt) / float64(sl.sup.settle)
+			sl.sup.effUsed += 1 - sl.wu
 		}
 	}
 	u := s.Usage
@@ -315,12 +461,12 @@ func (c *Controller) learn(s *resources.Snapshot, now int64) {
 	if !inUse {
 		return
 	}
-	c.learnResource(Memory, memBytes-c.baseMem, func(sup *SlotSupplier) *float64 { return &sup.est.mem }, func(sup *SlotSupplier) float64 { return sup.floor.mem })
+	c.learnResource(Memory, memBytes-c.baseMem, &c.memResid, func(sup *SlotSupplier) *float64 { return &sup.est.mem }, func(sup *SlotSupplier) float64 { return sup.floor.mem })
 	if u.CPUCores > 0 {
-		c.learnResource(CPU, cpuCores-c.baseCPU, func(sup *SlotSupplier) *float64 { return &sup.est.cpu }, func(sup *SlotSupplier) float64 { return sup.floor.cpu })
+		c.learnResource(CPU, cpuCores-c.baseCPU, &c.cpuResid, func(sup *SlotSupplier) *float64 { return &sup.est.cpu }, func(sup *SlotSupplier) float64 { return sup.floor.cpu })
 	}
 	if len(s.GPUs) > 0 {
-		c.learnResource(GPUMemory, gpuUse-gpuBase, func(sup *SlotSupplier) *float64 { return &sup.est.gpu }, func(sup *SlotSupplier) float64 { return sup.floor.gpu })
+		c.learnResource(GPUMemory, gpuUse-gpuBase, &c.gpuResid, func(sup *SlotSupplier) *float64 { return &sup.est.gpu }, func(sup *SlotSupplier) float64 { return sup.floor.gpu })
 	}
 }
 
@@ -328,7 +474,7 @@ func (c *Controller) learn(s *resources.Snapshot, now int64) {
 // that govern it; usage by work no supplier governs for r stays unexplained
 // and, since costs never fall below their floor, can only make admission
 // more careful, never less.
-func (c *Controller) learnResource(r Resource, attributable float64, est func(*SlotSupplier) *float64, floor func(*SlotSupplier) float64) {
+func (c *Controller) learnResource(r Resource, attributable float64, med *median3, est func(*SlotSupplier) *float64, floor func(*SlotSupplier) float64) {
 	var expected, n float64
 	for _, sup := range c.suppliers {
 		if sup.need&r == 0 {
@@ -340,7 +486,9 @@ func (c *Controller) learnResource(r Resource, attributable float64, est func(*S
 	if n < 1 {
 		return // less than one slot's worth in use: too little signal
 	}
-	residual := attributable - expected
+	// One odd reading (taken while a task was ending, say) must not move a
+	// cost: learn from the median of the last three residuals.
+	residual := med.add(attributable - expected)
 	for _, sup := range c.suppliers {
 		if sup.need&r == 0 || sup.effUsed <= 0 {
 			continue
@@ -360,12 +508,29 @@ func (c *Controller) learnResource(r Resource, attributable float64, est func(*S
 	}
 }
 
+// median3 is the median of the last three values added (of fewer, the
+// latest: with no history there is nothing to vote against).
+type median3 struct {
+	v [3]float64
+	n int
+}
+
+func (m *median3) add(x float64) float64 {
+	m.v[m.n%3] = x
+	m.n++
+	if m.n < 3 {
+		return x
+	}
+	a, b, c := m.v[0], m.v[1], m.v[2]
+	return max(min(a, b), min(max(a, b), c))
+}
+
 // slot is one reservation's record. Records are owned by their supplier and
 // reused after release; only the permit itself is allocated per reservation.
 type slot struct {
 	// permit is the current reservation's permit; UserData points back at
-	// the slot. It is allocated per reservation and never reused: the SDK
-	// reads a permit after ReleaseSlot returns.
+	// the slot. Permits are never reused: the SDK reads a permit after
+	// ReleaseSlot returns.
 	permit     *worker.SlotPermit
 	sup        *SlotSupplier
 	prev, next *slot // in c.pending, or next in the supplier's free list
@@ -375,6 +540,21 @@ type slot struct {
 	device     int   // GPU device index, -1 if none
 	sticky     int8  // +1 sticky, -1 normal, 0 unknown
 	cost       Cost  // expected cost at reservation
+	// What the slot holds in the budget (cores, bytes, bytes): its full cost
+	// from reservation, then its remaining cost at the latest reading, 0
+	// once settled. Releasing the slot gives exactly this back.
+	cCPU, cMem, cGPU float64
+	wu               float64 // remaining fraction at the latest usage reading
+}
+
+// weight is the fraction of the slot's cost not yet visible in a reading
+// taken at t: all of it until the slot is used (or if it was used after t),
+// then falling linearly to zero over the supplier's settle time.
+func (s *slot) weight(t int64) float64 {
+	if s.usedAt < 0 || s.usedAt >= t {
+		return 1
+	}
+	return 1 - float64(t-s.usedAt)/float64(s.sup.settle)
 }
 
 type slotList struct{ head, tail *slot }
@@ -407,23 +587,23 @@ func (l *slotList) remove(s *slot) {
 	s.prev, s.next, s.inPending = nil, nil, false
 }
 
-// noise estimates how much a reading wanders around the true value: the
-// running mean of |r(t) − 2r(t−1) + r(t−2)|, the second difference, which is
-// zero for a steady ramp and about 1.2× the amplitude of uniform noise, with
-// each sample clipped so that one real jump does not count as noise.
-// Admission adds it to the reading so that a reading that is low by chance
-// is not taken for headroom. Called with c.mu held.
+// noise estimates how far a reading wanders from what the model expects:
+// the median of |e(t) − 2e(t−1) + e(t−2)| over the last noiseWindow
+// readings, where e is the reading minus the footprint the model expects.
+// The second difference is zero for a steady drift; the median ignores
+// isolated jumps (a task freeing its memory a moment before its slot is
+// released shows as one odd reading) and tracks noise that is always there:
+// about 1.05 × the amplitude of uniform noise, 1.65 σ of Gaussian noise.
+// Admission adds it to the reading, so that a reading low by chance is not
+// taken for headroom. Called with c.mu held.
 type noise struct {
 	prev, prev2 float64
 	n           int
-	mean        float64
+	ring        [noiseWindow]float64
+	margin      float64
 }
 
-const (
-	noiseWeight    = 0.05
-	noiseClipFloor = 0.001
-	noiseSeed      = 8
-)
+const noiseWindow = 16
 
 func (z *noise) add(r float64) {
 	if z.n >= 2 {
@@ -431,21 +611,13 @@ func (z *noise) add(r float64) {
 		if d < 0 {
 			d = -d
 		}
-		// Real events (a batch of tasks ending) are rare large jumps; noise is
-		// many small ones. Clipping each sample to a few times the estimate
-		// keeps events out while letting true noise grow the estimate.
-		if k := z.n - 2; k < noiseSeed {
-			// Seed with a plain mean of the first samples, unclipped, so a
-			// noisy source is recognised before the first admissions rush in.
-			z.mean += (d - z.mean) / float64(k+1)
-		} else {
-			d = min(d, max(3*z.mean, noiseClipFloor))
-			z.mean += noiseWeight * (d - z.mean)
-		}
+		z.ring[(z.n-2)%noiseWindow] = d
+		k := min(z.n-1, noiseWindow)
+		var sorted [noiseWindow]float64
+		copy(sorted[:], z.ring[:k])
+		slices.Sort(sorted[:k])
+		z.margin = sorted[k/2] // the upper median
 	}
 	z.prev2, z.prev = z.prev, r
 	z.n++
 }
-
-// margin is the amount admission adds to a reading.
-func (z *noise) margin() float64 { return z.mean / 1.2 }

@@ -100,10 +100,12 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 			issued, used, max int
 			est               costVec
 			sup               *SlotSupplier
+			granted           uint64
+			refused           [numReasons]uint64
 		}
 		rows := make([]row, 0, len(c.suppliers))
 		for _, s := range c.suppliers {
-			rows = append(rows, row{s.name, s.issued, s.used, s.opts.MaxSlots, s.est, s})
+			rows = append(rows, row{s.name, s.issued, s.used, s.opts.MaxSlots, s.est, s, s.granted, s.refused})
 		}
 		failures := c.sensorErr
 		c.mu.Unlock()
@@ -113,9 +115,9 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 			o.ObserveInt64(issued, int64(r.issued), sup)
 			o.ObserveInt64(used, int64(r.used), sup)
 			o.ObserveInt64(avail, int64(r.max-r.issued), sup)
-			o.ObserveInt64(granted, int64(r.sup.granted.Load()), sup)
+			o.ObserveInt64(granted, int64(r.granted), sup)
 			for reason := Reason(1); reason < numReasons; reason++ {
-				o.ObserveInt64(refused, int64(r.sup.refused[reason].Load()),
+				o.ObserveInt64(refused, int64(r.refused[reason]),
 					metric.WithAttributes(attribute.String("supplier", r.name), attribute.String("reason", reason.String())))
 			}
 			for _, x := range []struct {

@@ -2,13 +2,10 @@ package tuner
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/worker"
-
-	"github.com/headroomhq/headroom/resources"
 )
 
 // SlotSupplier is a worker.SlotSupplier admitting against its Controller's
@@ -30,9 +27,10 @@ type SlotSupplier struct {
 	est, floor     costVec
 	effUsed        float64
 	free           *slot
+	permits        []worker.SlotPermit // allocated in blocks, never reused
 
-	refused [numReasons]atomic.Uint64
-	granted atomic.Uint64
+	refused [numReasons]uint64
+	granted uint64
 }
 
 // costVec is a cost in resource units: cores, bytes, bytes.
@@ -97,17 +95,16 @@ type Stats struct {
 
 // Stats returns the supplier's counters. It allocates; not for hot paths.
 func (s *SlotSupplier) Stats() Stats {
+	st := Stats{MaxSlots: s.opts.MaxSlots, Refused: make(map[Reason]uint64)}
 	s.c.mu.Lock()
-	st := Stats{Issued: s.issued, Used: s.used, MaxSlots: s.opts.MaxSlots,
-		Cost: Cost{CPUCores: s.est.cpu, MemoryBytes: uint64(s.est.mem), GPUMemoryBytes: uint64(s.est.gpu)}}
-	s.c.mu.Unlock()
-	st.Granted = s.granted.Load()
-	st.Refused = make(map[Reason]uint64)
+	st.Issued, st.Used, st.Granted = s.issued, s.used, s.granted
+	st.Cost = Cost{CPUCores: s.est.cpu, MemoryBytes: uint64(s.est.mem), GPUMemoryBytes: uint64(s.est.gpu)}
 	for r := Reason(1); r < numReasons; r++ {
-		if n := s.refused[r].Load(); n > 0 {
+		if n := s.refused[r]; n > 0 {
 			st.Refused[r] = n
 		}
 	}
+	s.c.mu.Unlock()
 	return st
 }
 
@@ -135,16 +132,24 @@ func (s *SlotSupplier) TryReserveSlot(info worker.SlotReservationInfo) *worker.S
 func (s *SlotSupplier) try(kind int8) (*worker.SlotPermit, Reason, time.Duration) {
 	c := s.c
 	snap := c.monitor.Snapshot()
-	now, nowT := c.clock()
+	var now int64
+	if s.opts.RampThrottle > 0 {
+		now = c.nanos() // only the throttle needs the clock
+	}
 	c.mu.Lock()
-	sl, reason, wait := s.admit(snap, nowT, now, kind)
-	c.mu.Unlock()
+	if !c.synced || snap.Seq != c.seq {
+		c.sync(snap)
+	}
+	sl, reason, wait := s.admit(now, kind)
 	if sl == nil {
-		s.refused[reason].Add(1)
+		s.refused[reason]++
+		c.mu.Unlock()
 		return nil, reason, wait
 	}
-	s.granted.Add(1)
-	return sl.permit, ReasonNone, 0
+	s.granted++
+	p := sl.permit
+	c.mu.Unlock()
+	return p, ReasonNone, 0
 }
 
 // ReserveSlot blocks until a slot is admitted or ctx is done. It wakes on a
@@ -220,11 +225,18 @@ func (s *SlotSupplier) ReleaseSlot(info worker.SlotReleaseInfo) {
 		return
 	}
 	c := s.c
+	snap := c.monitor.Snapshot()
 	c.mu.Lock()
 	if !sl.issued || sl.permit != p {
 		c.mu.Unlock()
 		c.logger.Warn("headroom: slot released twice", "supplier", s.name)
 		return
+	}
+	// A reading published but not yet synced was taken while this slot was
+	// held: sync first, so that the model it is compared with still holds
+	// the slot.
+	if !c.synced || snap.Seq != c.seq {
+		c.sync(snap)
 	}
 	s.release(sl)
 	if c.waiters > 0 {
@@ -247,11 +259,24 @@ func (s *SlotSupplier) own(p *worker.SlotPermit) *slot {
 
 // release undoes a reservation. Called with c.mu held.
 func (s *SlotSupplier) release(sl *slot) {
+	c := s.c
 	if sl.inPending {
-		s.c.pending.remove(sl)
+		c.pending.remove(sl)
 	} else if sl.usedAt >= 0 {
 		s.settled--
+		c.settledCPU -= sl.cost.CPUCores
+		c.settledMem -= float64(sl.cost.MemoryBytes)
 	}
+	// Give back what the slot holds in the budget: its full cost if no
+	// reading has been taken since it was reserved, else its remaining cost
+	// at the latest reading (what has shown is in that reading, and stays
+	// there until a new reading shows it gone).
+	c.cpuRoom += sl.cCPU
+	c.memRoom += sl.cMem
+	if sl.device >= 0 {
+		c.gpuRoom[sl.device] += sl.cGPU
+	}
+	sl.cCPU, sl.cMem, sl.cGPU = 0, 0, 0
 	if sl.usedAt >= 0 {
 		s.used--
 	}
@@ -267,15 +292,21 @@ func (s *SlotSupplier) release(sl *slot) {
 	s.free = sl
 }
 
-// admit decides and, on success, records the reservation. Called with c.mu
-// held; allocation-free once the free list holds MaxSlots records.
-func (s *SlotSupplier) admit(snap *resources.Snapshot, nowT time.Time, now int64, kind int8) (*slot, Reason, time.Duration) {
+// permitBlock is how many permits are allocated at once. Permits are never
+// reused (the SDK reads one after ReleaseSlot returns), so they are carved
+// from blocks: one allocation per permitBlock reservations.
+const permitBlock = 32
+
+// admit decides and, on success, records the reservation. now is only read
+// when the supplier has a ramp throttle. Called with c.mu held and the
+// budget in sync; allocation-free but for one permit block in permitBlock.
+func (s *SlotSupplier) admit(now int64, kind int8) (*slot, Reason, time.Duration) {
 	c := s.c
 	if kind == 1 {
 		s.sawSticky = true
 	}
 	g := gate{issued: s.issued, min: s.opts.MinSlots, max: s.opts.MaxSlots, ramp: int64(s.opts.RampThrottle), sinceLast: -1}
-	if s.lastIssue >= 0 {
+	if s.lastIssue >= 0 && g.ramp > 0 {
 		g.sinceLast = now - s.lastIssue
 	}
 	// Workflow pollers: never starve the sticky or the normal queue. Each
@@ -292,7 +323,7 @@ func (s *SlotSupplier) admit(snap *resources.Snapshot, nowT time.Time, now int64
 			return nil, ReasonMax, 0
 		}
 	}
-	g.fresh = c.freshness(snap, s.need, nowT) == nil
+	g.fresh = c.fresh(s.need)
 	bypass, reason := g.check()
 	if reason == ReasonRamp {
 		return nil, reason, time.Duration(g.ramp - g.sinceLast)
@@ -306,7 +337,7 @@ func (s *SlotSupplier) admit(snap *resources.Snapshot, nowT time.Time, now int64
 	device := -1
 	if !bypass && s.need != 0 {
 		var ok bool
-		device, reason, ok = s.fits(snap, now)
+		device, reason, ok = s.fits()
 		if !ok {
 			if !starving {
 				return nil, reason, 0
@@ -314,7 +345,7 @@ func (s *SlotSupplier) admit(snap *resources.Snapshot, nowT time.Time, now int64
 			device = -1
 		}
 	} else if s.need&GPUMemory != 0 {
-		device = s.bestDevice(snap, now)
+		device = c.pickDevice(s.est.gpu, false)
 	}
 	sl := s.free
 	if sl != nil {
@@ -322,11 +353,21 @@ func (s *SlotSupplier) admit(snap *resources.Snapshot, nowT time.Time, now int64
 	} else {
 		sl = &slot{sup: s}
 	}
-	sl.permit = &worker.SlotPermit{UserData: sl}
+	if len(s.permits) == 0 {
+		s.permits = make([]worker.SlotPermit, permitBlock)
+	}
+	sl.permit = &s.permits[0]
+	s.permits = s.permits[1:]
+	sl.permit.UserData = sl
 	sl.issued, sl.usedAt, sl.device, sl.sticky = true, -1, device, kind
 	sl.cost = Cost{CPUCores: s.est.cpu, MemoryBytes: uint64(s.est.mem)}
+	sl.cCPU, sl.cMem, sl.cGPU, sl.wu = s.est.cpu, float64(sl.cost.MemoryBytes), 0, 1
+	c.cpuRoom -= sl.cCPU
+	c.memRoom -= sl.cMem
 	if device >= 0 {
 		sl.cost.GPUMemoryBytes = uint64(s.est.gpu)
+		sl.cGPU = float64(sl.cost.GPUMemoryBytes)
+		c.gpuRoom[device] -= sl.cGPU
 	}
 	c.pending.push(sl)
 	s.issued++
@@ -340,67 +381,40 @@ func (s *SlotSupplier) admit(snap *resources.Snapshot, nowT time.Time, now int64
 	return sl, ReasonNone, 0
 }
 
-// fits checks every governed budget and picks the GPU device with the most
-// headroom. Called with c.mu held.
-func (s *SlotSupplier) fits(snap *resources.Snapshot, now int64) (int, Reason, bool) {
+// fits checks one more slot against every governed budget and picks the GPU
+// device with the most room. Called with c.mu held.
+func (s *SlotSupplier) fits() (int, Reason, bool) {
 	c := s.c
-	var gpuPending [maxDevices]float64
-	pcpu, pmem := c.sumPending(now, &gpuPending)
-	u := snap.Usage
-	if s.need&Memory != 0 {
-		b := budget{measured: u.Memory + c.memNoise.margin(), target: c.targetMem}
-		if lim := float64(u.MemoryLimitBytes); lim > 0 {
-			b.pending, b.cost = pmem/lim, s.est.mem/lim
-		}
-		if !b.fits() {
-			return -1, ReasonMemory, false
-		}
+	if s.need&Memory != 0 && !(s.est.mem <= c.memRoom) {
+		return -1, ReasonMemory, false
 	}
-	if s.need&CPU != 0 {
-		b := budget{measured: u.CPU + c.cpuNoise.margin(), target: c.targetCPU}
-		if u.CPUCores > 0 {
-			b.pending, b.cost = pcpu/u.CPUCores, s.est.cpu/u.CPUCores
-		}
-		if !b.fits() {
-			return -1, ReasonCPU, false
-		}
+	if s.need&CPU != 0 && !(s.est.cpu <= c.cpuRoom) {
+		return -1, ReasonCPU, false
 	}
 	if s.need&GPUMemory == 0 {
 		return -1, ReasonNone, true
 	}
-	if best := s.pickDevice(snap, &gpuPending, true); best >= 0 {
+	if best := c.pickDevice(s.est.gpu, true); best >= 0 {
 		return best, ReasonNone, true
 	}
 	return -1, ReasonGPU, false
 }
 
-// bestDevice picks the device with the most headroom without requiring a
-// fit (slots below MinSlots still need a device). Called with c.mu held.
-func (s *SlotSupplier) bestDevice(snap *resources.Snapshot, now int64) int {
-	var gpuPending [maxDevices]float64
-	s.c.sumPending(now, &gpuPending)
-	return s.pickDevice(snap, &gpuPending, false)
-}
-
-// pickDevice returns the device with the most headroom (target × capacity −
-// used − pending), only among those where one more slot fits if mustFit;
-// -1 if none. Called with c.mu held.
-func (s *SlotSupplier) pickDevice(snap *resources.Snapshot, gpuPending *[maxDevices]float64, mustFit bool) int {
-	c := s.c
-	best, bestRoom := -1, 0.0
-	for _, d := range snap.GPUs {
-		i := c.deviceIndex(d.UUID)
-		if i < 0 || d.TotalBytes == 0 {
+// pickDevice returns the device in the latest reading with the most room,
+// only among those where a slot of cost fits if mustFit; -1 if none. Called
+// with c.mu held.
+func (c *Controller) pickDevice(cost float64, mustFit bool) int {
+	best := -1
+	for i := range c.devUUIDs {
+		if !c.gpuSeen[i] {
 			continue
 		}
-		total := float64(d.TotalBytes)
-		b := budget{measured: float64(d.UsedBytes) / total, pending: gpuPending[i] / total, cost: s.est.gpu / total, target: c.targetGPU}
-		if mustFit && !b.fits() {
+		r := c.gpuRoom[i]
+		if mustFit && !(cost <= r) {
 			continue
 		}
-		room := c.targetGPU*total - float64(d.UsedBytes) - gpuPending[i]
-		if best < 0 || room > bestRoom {
-			best, bestRoom = i, room
+		if best < 0 || r > c.gpuRoom[best] {
+			best = i
 		}
 	}
 	return best
