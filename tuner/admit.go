@@ -12,10 +12,13 @@ const (
 	ReasonCPU
 	ReasonMemory
 	ReasonGPU
+	// ReasonProbe: the supplier's cost is not confirmed by readings yet, and
+	// as many of its slots as the probe window allows are already in flight.
+	ReasonProbe
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"none", "max", "ramp", "stale", "cpu", "memory", "gpu"}
+var reasonNames = [numReasons]string{"none", "max", "ramp", "stale", "cpu", "memory", "gpu", "probe"}
 
 func (r Reason) String() string {
 	if r < numReasons {

@@ -323,6 +323,10 @@ func (c *Controller) sync(s *resources.Snapshot) {
 		}
 		if wu <= 0 && wg <= 0 {
 			c.pending.remove(sl)
+			sl.sup.inFlight--
+			if c.usageOK && c.gpuOK {
+				sl.sup.observed++
+			}
 			sl.sup.settled++
 			c.settledCPU += sl.cost.CPUCores
 			c.settledMem += float64(sl.cost.MemoryBytes)
@@ -497,8 +501,13 @@ func (c *Controller) learnResource(r Resource, attributable float64, med *median
 		if expected > 0 {
 			share = *est(sup) * sup.effUsed / expected
 		}
+		// Start as a plain mean (the first observation counts fully: a zero
+		// or low prior is corrected at once), then settle into a running
+		// average that follows slow changes.
+		rate := max(learnRate, 1/float64(sup.learnN+1))
+		sup.learnN++
 		e := est(sup)
-		*e += learnRate * residual * share / sup.effUsed
+		*e += rate * residual * share / sup.effUsed
 		if f := floor(sup); *e < f {
 			*e = f
 		}

@@ -1,6 +1,7 @@
 package tuner_test
 
 import (
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,25 +13,47 @@ import (
 	"github.com/headroomhq/headroom/tuner"
 )
 
-// An underestimated prior is corrected upward from the readings; the cost of
-// a supplier that does not govern a resource is not touched by it.
+// A prior below the true cost, or none at all, is corrected from the
+// readings. While the supplier probes (a few slots in flight until its cost is
+// seen) the host stays under target; a supplier that does not govern a
+// resource learns nothing from it.
 func TestLearnsUnderestimatedCost(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		sc := slowAlloc(2)
-		sc.Duration = 40 * time.Second
-		// Tasks really take 3 % of memory; the prior says 1 %.
-		c := newController(t, sc.Host, tuner.ControllerOptions{TargetMemory: 0.8})
-		defer c.Close()
-		prior := uint64(64*GiB) / 100
-		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 1, MaxSlots: 1000, RampThrottle: 50 * time.Millisecond,
-			Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: prior}, SettleTime: 2 * time.Second})
-		require.NoError(t, err)
-		other, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 10, Resources: tuner.CPU, Cost: tuner.Cost{CPUCores: 0.5}})
-		require.NoError(t, err)
-		res := sim.Run(sup, sc)
-		learned := sup.Stats().Cost.MemoryBytes
-		t.Logf("learned %.2f%% of memory per slot (prior 1%%, true 3%%); peak %.3f", 100*float64(learned)/float64(64*GiB), res.Peak)
-		assert.Greater(t, float64(learned), 2.5*float64(prior), "learning raised the cost toward the true 3 %")
-		assert.Equal(t, 0.5, other.Stats().Cost.CPUCores, "a supplier that does not govern memory learns nothing from it")
-	})
+	for _, tt := range []struct {
+		prior     float64 // fraction of memory
+		trustCost bool
+	}{
+		{prior: 0.01},
+		{prior: 0},
+		// Trusting a wrong prior fills the budget with underpriced slots before
+		// the first one shows: the overshoot probing exists to prevent.
+		{prior: 0.01, trustCost: true},
+	} {
+		t.Run(fmt.Sprintf("prior=%.0f%%/trust=%v", 100*tt.prior, tt.trustCost), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sc := slowAlloc(2)
+				sc.Duration = 40 * time.Second
+				// Tasks really take 3 % of memory.
+				c := newController(t, sc.Host, tuner.ControllerOptions{TargetMemory: 0.8})
+				defer c.Close()
+				prior := uint64(tt.prior * 64 * GiB)
+				sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 1, MaxSlots: 1000, RampThrottle: 50 * time.Millisecond,
+					Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: prior}, SettleTime: 2 * time.Second, TrustCost: tt.trustCost})
+				require.NoError(t, err)
+				other, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 10, Resources: tuner.CPU, Cost: tuner.Cost{CPUCores: 0.5}})
+				require.NoError(t, err)
+				res := sim.Run(sup, sc)
+				learned := float64(sup.Stats().Cost.MemoryBytes) / float64(64*GiB)
+				t.Logf("learned %.2f%% of memory per slot (true 3%%); peak %.3f mean %.3f", 100*learned, res.Peak, res.Mean)
+				assert.InDelta(t, 0.03, learned, 0.002, "learning found the true 3 %")
+				assert.Equal(t, 0.5, other.Stats().Cost.CPUCores, "a supplier that does not govern memory learns nothing from it")
+				if tt.trustCost {
+					assert.Greater(t, res.Peak, 0.85, "a trusted underestimate overshoots")
+				} else {
+					assert.LessOrEqual(t, res.Peak, 0.82, "probing keeps the host under target while the cost is learned")
+					assert.GreaterOrEqual(t, res.Mean, 0.65, "and costs little once learned")
+				}
+				assert.Zero(t, res.Outstanding)
+			})
+		})
+	}
 }

@@ -125,6 +125,13 @@ type SlotSupplierOptions struct {
 	// SettleTime is how long a used slot's footprint takes to show in the
 	// readings (model load, dataset read). Zero: DefaultSettleTime.
 	SettleTime time.Duration
+	// TrustCost admits against the declared Cost from the first slot. By
+	// default a supplier probes first: until a few of its slots have been
+	// seen in the readings, it keeps at most 1, 2, 4, then 8 slots in flight,
+	// so that a cost declared too low (or left to be learned) overshoots by a
+	// few slots at most while learning corrects it. Set it when Cost is
+	// measured, not guessed, and a fast start matters.
+	TrustCost bool
 }
 
 // DefaultSettleTime is used when SlotSupplierOptions.SettleTime is zero.

@@ -97,12 +97,13 @@ func TestSlowAllocationNoOvershoot(t *testing.T) {
 			assert.LessOrEqual(t, ours.Peak, 0.82, "headroom peak")
 			// Ceiling for any policy that never overshoots: a task holds its whole
 			// cost in the budget for 5 s but uses 80 % of it on average over its
-			// life (2 s linear ramp, 3 s hold), so perfect packing gives
-			// 0.2 + 0.6×0.8 = 0.68. Reading lag after tasks end costs ~0.01 and
-			// the noise margin ~0.004: measured 0.660–0.670 (-race included).
-			// 0.65 is 94 % of the achievable band above base; pending that does
-			// not decay after MarkSlotUsed would give 0.60 and fail here.
-			assert.GreaterOrEqual(t, ours.Mean, 0.65, "headroom mean after warm-up")
+			// life (2 s linear ramp, 3 s hold), so perfect packing gives exactly
+			// 0.2 + 0.6×0.8 = 0.68, and only if every ended task is replaced the
+			// instant it ends. A slot freed by a release shows only in the next
+			// reading (100 ms here): measured 0.661–0.675 (-race included),
+			// typically 0.674. 0.655 is 96 % of the band above base; pending that
+			// does not decay after MarkSlotUsed would give 0.60 and fail here.
+			assert.GreaterOrEqual(t, ours.Mean, 0.655, "headroom mean after warm-up")
 			assert.Zero(t, ours.Outstanding)
 			assert.Greater(t, sdk.Peak, 0.82, "the SDK's reactive tuner overshoots this workload")
 		})

@@ -2,6 +2,7 @@ package tuner
 
 import (
 	"context"
+	"math"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -26,6 +27,9 @@ type SlotSupplier struct {
 	lastIssue      int64 // -1: never
 	est, floor     costVec
 	effUsed        float64
+	inFlight       int // slots in c.pending: reserved, or used and settling
+	observed       int // used slots whose footprint was seen (settled or ended)
+	learnN         int // learning steps taken
 	free           *slot
 	permits        []worker.SlotPermit // allocated in blocks, never reused
 
@@ -262,6 +266,10 @@ func (s *SlotSupplier) release(sl *slot) {
 	c := s.c
 	if sl.inPending {
 		c.pending.remove(sl)
+		s.inFlight--
+		if sl.usedAt >= 0 && c.usageOK && c.gpuOK {
+			s.observed++ // ended before settling: its footprint was seen in part
+		}
 	} else if sl.usedAt >= 0 {
 		s.settled--
 		c.settledCPU -= sl.cost.CPUCores
@@ -290,6 +298,23 @@ func (s *SlotSupplier) release(sl *slot) {
 	sl.issued, sl.permit = false, nil
 	sl.next = s.free
 	s.free = sl
+}
+
+// probeSlots is how many used slots of a supplier must be seen in the
+// readings before its cost estimate is trusted.
+const probeSlots = 4
+
+// probeWindow is how many slots may be in flight (reserved, or used and not
+// yet settled) while the cost is unconfirmed: 1, 2, 4, 8 as slots are seen,
+// then unlimited. A prior that is too low (or zero) therefore overshoots by at
+// most a few slots while learning corrects it, where admitting freely would
+// fill the whole budget with underpriced slots before the first one showed.
+// Called with c.mu held.
+func (s *SlotSupplier) probeWindow() int {
+	if s.opts.TrustCost || s.observed >= probeSlots {
+		return math.MaxInt
+	}
+	return 1 << s.observed
 }
 
 // permitBlock is how many permits are allocated at once. Permits are never
@@ -338,6 +363,9 @@ func (s *SlotSupplier) admit(now int64, kind int8) (*slot, Reason, time.Duration
 	if !bypass && s.need != 0 {
 		var ok bool
 		device, reason, ok = s.fits()
+		if ok && s.inFlight >= s.probeWindow() {
+			device, reason, ok = -1, ReasonProbe, false
+		}
 		if !ok {
 			if !starving {
 				return nil, reason, 0
@@ -370,6 +398,7 @@ func (s *SlotSupplier) admit(now int64, kind int8) (*slot, Reason, time.Duration
 		c.gpuRoom[device] -= sl.cGPU
 	}
 	c.pending.push(sl)
+	s.inFlight++
 	s.issued++
 	switch kind {
 	case 1:

@@ -80,7 +80,7 @@ func TestOptionsValidation(t *testing.T) {
 func TestMinMaxAndAccounting(t *testing.T) {
 	// Memory already over target: only MinSlots are admitted.
 	c, src := fixedController(t, resources.Usage{Memory: 0.95, MemoryLimitBytes: GiB, CPUCores: 4}, tuner.ControllerOptions{TargetMemory: 0.8})
-	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 2, MaxSlots: 3, Resources: tuner.Memory})
+	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MinSlots: 2, MaxSlots: 3, Resources: tuner.Memory})
 	require.NoError(t, err)
 	assert.Equal(t, 3, sup.MaxSlots())
 	p1, p2 := sup.TryReserveSlot(info), sup.TryReserveSlot(info)
@@ -111,7 +111,7 @@ func TestMinMaxAndAccounting(t *testing.T) {
 func TestRampThrottle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
-		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 10, RampThrottle: time.Second, Resources: tuner.Memory})
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MaxSlots: 10, RampThrottle: time.Second, Resources: tuner.Memory})
 		require.NoError(t, err)
 		require.NotNil(t, sup.TryReserveSlot(info))
 		assert.Nil(t, sup.TryReserveSlot(info), "throttled")
@@ -126,7 +126,7 @@ func TestRampThrottle(t *testing.T) {
 func TestFailClosedOnSensorFailureAndRecover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, src := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
-		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 1, MaxSlots: 10, Resources: tuner.Memory})
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MinSlots: 1, MaxSlots: 10, Resources: tuner.Memory})
 		require.NoError(t, err)
 		src.Fail(errors.New("cgroup gone"))
 		time.Sleep(20 * time.Millisecond)
@@ -161,7 +161,7 @@ func TestStaleSnapshotFailsClosed(t *testing.T) {
 		c, err := tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.8, Source: src, SampleInterval: 10 * time.Millisecond, StaleAfter: 100 * time.Millisecond, Logger: testutil.NopLogger})
 		require.NoError(t, err)
 		require.NoError(t, c.WaitReady(context.Background()))
-		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 10, Resources: tuner.Memory})
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MaxSlots: 10, Resources: tuner.Memory})
 		require.NoError(t, err)
 		p := sup.TryReserveSlot(info)
 		require.NotNil(t, p)
@@ -194,7 +194,7 @@ func (h hangingSource) Read(ctx context.Context) (resources.Usage, error) {
 func TestReserveSlotCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, _ := fixedController(t, resources.Usage{Memory: 0.9, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
-		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 10, Resources: tuner.Memory})
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MaxSlots: 10, Resources: tuner.Memory})
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error)
@@ -213,7 +213,7 @@ func TestReserveSlotCancel(t *testing.T) {
 func TestReserveWakesOnRelease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8, SampleInterval: time.Hour, StaleAfter: 100 * time.Hour})
-		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 1, Resources: tuner.Memory})
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MaxSlots: 1, Resources: tuner.Memory})
 		require.NoError(t, err)
 		p := sup.TryReserveSlot(info)
 		require.NotNil(t, p)
@@ -231,7 +231,7 @@ func TestReserveWakesOnRelease(t *testing.T) {
 
 func TestWorkflowPollersNeverStarve(t *testing.T) {
 	c, _ := fixedController(t, resources.Usage{Memory: 0.95, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
-	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 1, MaxSlots: 4, Resources: tuner.Memory})
+	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MinSlots: 1, MaxSlots: 4, Resources: tuner.Memory})
 	require.NoError(t, err)
 	sticky := &testutil.ReservationInfo{Queue: "q", Kind: enumspb.TASK_QUEUE_KIND_STICKY}
 	normal := &testutil.ReservationInfo{Queue: "q", Kind: enumspb.TASK_QUEUE_KIND_NORMAL}
@@ -322,7 +322,7 @@ func TestSensorFailureMidRun(t *testing.T) {
 func TestManyGoroutinesExactAccounting(t *testing.T) {
 	c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
 	const max = 50
-	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: max, Resources: tuner.Memory})
+	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MaxSlots: max, Resources: tuner.Memory})
 	require.NoError(t, err)
 	var inFlight, peak atomic.Int64
 	var wg sync.WaitGroup
@@ -375,7 +375,7 @@ func TestTunerDefaults(t *testing.T) {
 }
 func TestStalePermitCannotReleaseANewReservation(t *testing.T) {
 	c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
-	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MaxSlots: 1, Resources: tuner.Memory})
+	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MaxSlots: 1, Resources: tuner.Memory})
 	require.NoError(t, err)
 	old := sup.TryReserveSlot(info)
 	require.NotNil(t, old)
