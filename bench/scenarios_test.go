@@ -42,6 +42,11 @@ var scenarios = []scenario{
 			return sim.Scenario{Host: &sim.Host{BaseMem: 0.2, MemLimit: 64 * gib}, Task: memTask(0.03, 2*time.Second, 3*time.Second),
 				Tasks: 1 << 30, Pollers: 4, Duration: 60 * time.Second, Warmup: 10 * time.Second, Resource: "memory", Target: 0.8}
 		}},
+	{name: "slow allocation, cost learned (prior 0)", settle: 2 * time.Second,
+		build: func() sim.Scenario {
+			return sim.Scenario{Host: &sim.Host{BaseMem: 0.2, MemLimit: 64 * gib}, Task: memTask(0.03, 2*time.Second, 3*time.Second),
+				Tasks: 1 << 30, Pollers: 4, Duration: 60 * time.Second, Warmup: 10 * time.Second, Resource: "memory", Target: 0.8}
+		}},
 	{name: "mixed sizes (prior = largest)", settle: 2 * time.Second, cost: tuner.Cost{MemoryBytes: 64 * gib * 6 / 100},
 		build: func() sim.Scenario {
 			sizes := []float64{0.01, 0.03, 0.06}

@@ -34,7 +34,6 @@ type Controller struct {
 	monitor  *resources.Monitor
 	closeGPU func() error
 	logger   log.Logger
-	now      func() time.Time
 	epoch    time.Time
 
 	mu        sync.Mutex
@@ -196,16 +195,9 @@ func (c *Controller) run() {
 	}
 }
 
-// clock returns the time since the controller started and the current time.
-// time.Since on a monotonic epoch makes one monotonic clock read (half the
-// cost of time.Now on the hot path) and still follows testing/synctest's
-// fake clock inside a bubble.
-func (c *Controller) clock() (int64, time.Time) {
-	d := time.Since(c.epoch)
-	return int64(d), c.epoch.Add(d)
-}
-
-// nanos returns the time since the controller started.
+// nanos returns the time since the controller started. time.Since on a
+// monotonic epoch is one clock read (half the cost of time.Now) and follows
+// testing/synctest's fake clock inside a bubble.
 func (c *Controller) nanos() int64 { return int64(time.Since(c.epoch)) }
 
 // governed reports the resources the controller has targets for.

@@ -19,13 +19,23 @@
 //
 //	measured_r + pending_r + cost_r ≤ target_r
 //
-// measured_r is the latest reading (working set, per GPU device). cost_r is
-// what one more slot of this class is expected to use: the declared prior
-// (SlotSupplierOptions.Cost), raised online when readings show more per used
+// measured_r is the latest reading (working set, per GPU device), plus a
+// noise margin: how far readings wander from what the model expects (the
+// median second difference of the reading minus the footprint of used slots),
+// so that a reading low by chance is not taken for headroom. cost_r is what
+// one more slot of this class is expected to use: the declared prior
+// (SlotSupplierOptions.Cost), refined online from what readings show per used
 // slot, never below SlotSupplierOptions.CostFloor. pending_r is the part of
 // issued slots' cost not yet visible: a reserved slot counts its whole cost
 // (it can become a task at any moment and cannot be revoked); once used, its
 // share falls linearly to zero over SettleTime as its footprint appears.
+// Pending is taken at the time of the reading it is added to, never later:
+// what appeared since is in neither.
+//
+// Until a few of its slots have been seen in the readings, a supplier probes:
+// it keeps at most 1, 2, 4, then 8 slots in flight, so that a prior that is
+// too low, or zero, costs a few slots of overshoot at most while learning
+// corrects it (SlotSupplierOptions.TrustCost skips this).
 //
 // Below MinSlots a slot is always admitted; at MaxSlots never; RampThrottle
 // spaces admissions. Readings that fail or go stale admit only below MinSlots
@@ -33,8 +43,13 @@
 // budget, and a slot is bound to the device with the most headroom; the
 // binding travels in permit.UserData and is released with the permit.
 //
-// TryReserveSlot takes one short lock, reads an already published snapshot,
-// makes no syscall and allocates only the 24-byte permit (the SDK reads a
-// permit after ReleaseSlot returns, so permits cannot be pooled). ReserveSlot waits for a release, a
-// new snapshot or the ramp throttle, never in a polling loop.
+// # Cost of a decision
+//
+// The budget is computed once per reading. TryReserveSlot takes one short
+// lock and compares the slot's cost with it: no syscall, no clock read unless
+// the supplier has a RampThrottle, no walk over pending slots. Permits are
+// never reused (the SDK reads a permit after ReleaseSlot returns and keys a
+// map by it), so they are carved from blocks of 32: one allocation per 32
+// reservations. ReserveSlot waits for a release, a new reading or the ramp
+// throttle, never in a polling loop.
 package tuner

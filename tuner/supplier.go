@@ -123,9 +123,10 @@ func kindOf(info worker.SlotReservationInfo) int8 {
 }
 
 // TryReserveSlot admits a slot now or returns nil. It never blocks on
-// anything but a short in-memory lock; it allocates only the permit (as the
-// SDK's fixed-size supplier does), because the SDK reads a permit after
-// ReleaseSlot returns and so permits cannot be pooled.
+// anything but a short in-memory lock and compares the slot's cost with the
+// budget computed at the latest reading. Permits cannot be pooled (the SDK
+// reads a permit after ReleaseSlot returns), so they come from blocks of
+// permitBlock: one allocation per 32 reservations.
 func (s *SlotSupplier) TryReserveSlot(info worker.SlotReservationInfo) *worker.SlotPermit {
 	p, _, _ := s.try(kindOf(info))
 	return p
