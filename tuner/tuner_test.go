@@ -389,3 +389,43 @@ func TestStalePermitCannotReleaseANewReservation(t *testing.T) {
 	sup.ReleaseSlot(testutil.ReleaseInfo{P: fresh})
 	assert.Zero(t, sup.Stats().Issued)
 }
+
+// Pending is taken at the time of the reading it is added to. Between
+// readings, a used slot's pending share must not shrink: whatever footprint
+// appeared since the reading is in neither, and admitting on it overshoots.
+func TestPendingPairsWithItsReading(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, src := fixedController(t, resources.Usage{Memory: 0.5, MemoryLimitBytes: 10 * GiB},
+			tuner.ControllerOptions{TargetMemory: 0.8, SampleInterval: time.Second, StaleAfter: time.Minute})
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MaxSlots: 10, Resources: tuner.Memory,
+			Cost: tuner.Cost{MemoryBytes: GiB}, SettleTime: time.Second})
+		require.NoError(t, err)
+		var held []*worker.SlotPermit
+		for range 3 { // 0.5 + 3 × 0.1 = 0.8: the budget is full
+			p := sup.TryReserveSlot(info)
+			require.NotNil(t, p)
+			sup.MarkSlotUsed(testutil.MarkUsedInfo{P: p})
+			held = append(held, p)
+		}
+		require.Nil(t, sup.TryReserveSlot(info))
+		time.Sleep(900 * time.Millisecond) // settle time 90 % over, no new reading yet
+		assert.Nil(t, sup.TryReserveSlot(info), "no headroom appears between readings")
+
+		// The next reading shows the three footprints: still full.
+		src.Set(resources.Usage{Memory: 0.8, MemoryLimitBytes: 10 * GiB})
+		time.Sleep(time.Second)
+		assert.Nil(t, sup.TryReserveSlot(info), "footprints shown, budget still full")
+
+		// One task ends; its memory is gone only once a reading says so.
+		sup.ReleaseSlot(testutil.ReleaseInfo{P: held[0]})
+		assert.Nil(t, sup.TryReserveSlot(info), "a released slot's footprint stays until a reading shows it gone")
+		src.Set(resources.Usage{Memory: 0.7, MemoryLimitBytes: 10 * GiB})
+		time.Sleep(time.Second)
+		p := sup.TryReserveSlot(info)
+		require.NotNil(t, p, "the reading shows it gone: one slot fits")
+		for _, q := range append(held[1:], p) {
+			sup.ReleaseSlot(testutil.ReleaseInfo{P: q})
+		}
+		assert.Zero(t, sup.Stats().Issued)
+	})
+}
