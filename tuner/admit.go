@@ -27,20 +27,6 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
-// budget is one resource's admission inputs, all as fractions of capacity.
-type budget struct {
-	measured, pending, cost, target float64
-}
-
-// fits is the admission law: measured + pending + cost ≤ target. A reading at
-// or above target admits nothing, even for a slot of zero cost.
-func (b budget) fits() bool {
-	if b.measured >= b.target {
-		return false
-	}
-	return b.measured+b.pending+b.cost <= b.target
-}
-
 // gate is the part of a decision that does not look at resources.
 type gate struct {
 	issued, min, max int

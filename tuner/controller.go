@@ -1,6 +1,7 @@
 package tuner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -236,7 +237,8 @@ func (c *Controller) observe(s *resources.Snapshot, recheck bool) time.Duration 
 	c.mu.Unlock()
 	switch {
 	case !ok && !wasFailing && s.Seq > 0:
-		c.logger.Warn("headroom: readings unusable; admitting MinSlots only until they recover", "error", c.readingErr(s))
+		usage, gpu := c.readingErrs(s, time.Now())
+		c.logger.Warn("headroom: readings unusable; admitting MinSlots only until they recover", "error", cmp.Or(usage, gpu))
 	case ok && wasFailing:
 		c.logger.Info("headroom: readings usable again; admission resumes")
 	}
@@ -244,38 +246,37 @@ func (c *Controller) observe(s *resources.Snapshot, recheck bool) time.Duration 
 		return 0
 	}
 	var at time.Time
-	if c.targetCPU > 0 || c.targetMem > 0 {
+	g := c.governed()
+	if g&(CPU|Memory) != 0 {
 		at = s.UsageAt
 	}
-	if c.targetGPU > 0 && (at.IsZero() || s.GPUAt.Before(at)) {
+	if g&GPUMemory != 0 && (at.IsZero() || s.GPUAt.Before(at)) {
 		at = s.GPUAt
 	}
 	// freshness fails strictly after StaleAfter.
 	return time.Until(at.Add(s.StaleAfter)) + time.Nanosecond
 }
 
-// readingErr says why the governed readings in s are unusable now.
-func (c *Controller) readingErr(s *resources.Snapshot) error {
-	now := time.Now()
-	if c.targetCPU > 0 || c.targetMem > 0 {
-		if err := s.UsageOK(now); err != nil {
-			return err
-		}
+// readingErrs says why the governed readings in s are unusable at t: the
+// CPU/memory reading if CPU or memory has a target, the GPU reading if GPU
+// memory has one (nil: usable or not governed).
+func (c *Controller) readingErrs(s *resources.Snapshot, t time.Time) (usage, gpu error) {
+	g := c.governed()
+	if g&(CPU|Memory) != 0 {
+		usage = s.UsageOK(t)
 	}
-	if c.targetGPU > 0 {
-		if err := s.GPUOK(now); err != nil {
-			return err
-		}
+	if g&GPUMemory != 0 {
+		gpu = s.GPUOK(t)
 	}
-	return nil
+	return usage, gpu
 }
 
 // judge sets whether the readings in s are usable at now. Called with c.mu
 // held.
 func (c *Controller) judge(s *resources.Snapshot, now int64) {
-	t := c.epoch.Add(time.Duration(now))
-	c.usageOK = !c.closed && (c.targetCPU == 0 && c.targetMem == 0 || s.UsageOK(t) == nil)
-	c.gpuOK = !c.closed && (c.targetGPU == 0 || s.GPUOK(t) == nil)
+	usage, gpu := c.readingErrs(s, c.epoch.Add(time.Duration(now)))
+	c.usageOK = !c.closed && usage == nil
+	c.gpuOK = !c.closed && gpu == nil
 }
 
 // fresh reports whether the readings a supplier needs are usable. Called
@@ -297,9 +298,12 @@ func (c *Controller) at(t time.Time) int64 { return int64(t.Sub(c.epoch)) }
 // undercount. Learning and the noise estimate advance once per new reading.
 // Called with c.mu held.
 func (c *Controller) sync(s *resources.Snapshot) {
-	if c.synced && s.Seq == c.seq {
-		return
+	if !c.synced || s.Seq != c.seq {
+		c.resync(s) // kept out of line so that this check inlines on the hot path
 	}
+}
+
+func (c *Controller) resync(s *resources.Snapshot) {
 	c.seq, c.synced = s.Seq, true
 	c.judge(s, c.nanos())
 	tu, tg := c.at(s.UsageAt), c.at(s.GPUAt)
@@ -527,7 +531,7 @@ func (m *median3) add(x float64) float64 {
 }
 
 // slot is one reservation's record. Records are owned by their supplier and
-// reused after release; only the permit itself is allocated per reservation.
+// reused after release; permits are not (see permitBlock).
 type slot struct {
 	// permit is the current reservation's permit; UserData points back at
 	// the slot. Permits are never reused: the SDK reads a permit after

@@ -142,9 +142,7 @@ func (s *SlotSupplier) try(kind int8) (*worker.SlotPermit, Reason, time.Duration
 		now = c.nanos() // only the throttle needs the clock
 	}
 	c.mu.Lock()
-	if !c.synced || snap.Seq != c.seq {
-		c.sync(snap)
-	}
+	c.sync(snap)
 	sl, reason, wait := s.admit(now, kind)
 	if sl == nil {
 		s.refused[reason]++
@@ -240,9 +238,7 @@ func (s *SlotSupplier) ReleaseSlot(info worker.SlotReleaseInfo) {
 	// A reading published but not yet synced was taken while this slot was
 	// held: sync first, so that the model it is compared with still holds
 	// the slot.
-	if !c.synced || snap.Seq != c.seq {
-		c.sync(snap)
-	}
+	c.sync(snap)
 	s.release(sl)
 	if c.waiters > 0 {
 		close(c.wake)
