@@ -128,13 +128,15 @@ func kindOf(info worker.SlotReservationInfo) int8 {
 // reads a permit after ReleaseSlot returns), so they come from blocks of
 // permitBlock: one allocation per 32 reservations.
 func (s *SlotSupplier) TryReserveSlot(info worker.SlotReservationInfo) *worker.SlotPermit {
-	p, _, _ := s.try(kindOf(info))
+	p, _, _, _ := s.try(kindOf(info), false)
 	return p
 }
 
 // try returns the permit, or the refusal reason and, for ramp refusals, how
-// long until the throttle allows another slot.
-func (s *SlotSupplier) try(kind int8) (*worker.SlotPermit, Reason, time.Duration) {
+// long until the throttle allows another slot. A refused reserver that will
+// wait is counted as a waiter and gets the wake channel in the same critical
+// section as its refusal, so that no release in between goes unnoticed.
+func (s *SlotSupplier) try(kind int8, wait bool) (*worker.SlotPermit, Reason, time.Duration, chan struct{}) {
 	c := s.c
 	snap := c.monitor.Snapshot()
 	var now int64
@@ -143,16 +145,21 @@ func (s *SlotSupplier) try(kind int8) (*worker.SlotPermit, Reason, time.Duration
 	}
 	c.mu.Lock()
 	c.sync(snap)
-	sl, reason, wait := s.admit(now, kind)
+	sl, reason, delay := s.admit(now, kind)
 	if sl == nil {
 		s.refused[reason]++
+		var wake chan struct{}
+		if wait {
+			c.waiters++
+			wake = c.wake
+		}
 		c.mu.Unlock()
-		return nil, reason, wait
+		return nil, reason, delay, wake
 	}
 	s.granted++
 	p := sl.permit
 	c.mu.Unlock()
-	return p, ReasonNone, 0
+	return p, ReasonNone, 0, nil
 }
 
 // ReserveSlot blocks until a slot is admitted or ctx is done. It wakes on a
@@ -171,20 +178,16 @@ func (s *SlotSupplier) ReserveSlot(ctx context.Context, info worker.SlotReservat
 			return nil, err
 		}
 		snap := c.monitor.Snapshot()
-		p, reason, wait := s.try(kind)
+		p, reason, delay, wake := s.try(kind, true)
 		if p != nil {
 			return p, nil
 		}
-		c.mu.Lock()
-		c.waiters++
-		wake := c.wake
-		c.mu.Unlock()
 		var tc <-chan time.Time
-		if reason == ReasonRamp && wait > 0 {
+		if reason == ReasonRamp && delay > 0 {
 			if timer == nil {
-				timer = time.NewTimer(wait)
+				timer = time.NewTimer(delay)
 			} else {
-				timer.Reset(wait)
+				timer.Reset(delay)
 			}
 			tc = timer.C
 		}

@@ -229,6 +229,33 @@ func TestReserveWakesOnRelease(t *testing.T) {
 	})
 }
 
+// A release that lands between a reserver's refusal and its wait must still
+// wake it: with no new snapshot for an hour, a missed wake-up shows as the
+// fake clock moving.
+func TestReleaseRacingARefusalWakes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8, SampleInterval: time.Hour, StaleAfter: 100 * time.Hour})
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MaxSlots: 1, Resources: tuner.Memory})
+		require.NoError(t, err)
+		p := sup.TryReserveSlot(info)
+		require.NotNil(t, p)
+		start := time.Now()
+		for range 2000 {
+			got := make(chan *worker.SlotPermit)
+			go func() {
+				q, _ := sup.ReserveSlot(context.Background(), info)
+				got <- q
+			}()
+			go sup.ReleaseSlot(testutil.ReleaseInfo{P: p})
+			p = <-got
+			require.NotNil(t, p)
+			require.Equal(t, start, time.Now(), "a reserver slept through a release")
+		}
+		sup.ReleaseSlot(testutil.ReleaseInfo{P: p})
+		assert.Zero(t, sup.Stats().Issued)
+	})
+}
+
 func TestWorkflowPollersNeverStarve(t *testing.T) {
 	c, _ := fixedController(t, resources.Usage{Memory: 0.95, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8})
 	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MinSlots: 1, MaxSlots: 4, Resources: tuner.Memory})
