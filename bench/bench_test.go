@@ -63,7 +63,10 @@ func headroomSupplier(b *testing.B) worker.SlotSupplier {
 	if err := c.WaitReady(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	s, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 0, MaxSlots: 1000, Cost: tuner.Cost{MemoryBytes: 1 << 20, CPUCores: 0.01}})
+	// TrustCost: the steady state of a supplier whose cost has been
+	// confirmed (with a static reading, probing would never end and would
+	// refuse a second slot in flight).
+	s, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{MinSlots: 0, MaxSlots: 1000, TrustCost: true, Cost: tuner.Cost{MemoryBytes: 1 << 20, CPUCores: 0.01}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -123,6 +126,22 @@ func BenchmarkTryReserveSlot(b *testing.B) {
 				rel.P = p
 				sup.ReleaseSlot(rel)
 			}
+		})
+		b.Run(s.name+"/parallel", func(b *testing.B) {
+			sup := s.make(b)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				rel := &testutil.ReleaseInfo{}
+				for pb.Next() {
+					p := sup.TryReserveSlot(info)
+					if p == nil {
+						b.Error("refused")
+						return
+					}
+					rel.P = p
+					sup.ReleaseSlot(rel)
+				}
+			})
 		})
 	}
 }

@@ -1,5 +1,7 @@
 package tuner
 
+import "time"
+
 // Reason says why a slot was refused.
 type Reason uint8
 
@@ -27,25 +29,30 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
-// gate is the part of a decision that does not look at resources.
+// gate is the part of a decision that does not look at resources. A
+// supplier keeps its own, updated in place, so that the hot path checks it
+// without building or copying anything.
 type gate struct {
 	issued, min, max int
-	sinceLast, ramp  int64 // nanoseconds; sinceLast < 0: nothing issued yet
-	fresh            bool  // every governed reading is fresh
+	ramp             int64 // nanoseconds; 0: no throttle
+	lastIssue        int64 // when the last slot was issued; < 0: never
 }
 
-// check returns (admit without looking at resources, refusal reason). A zero
-// reason with admit false means: decide by the budgets.
-func (g gate) check() (bypass bool, r Reason) {
+// check decides at now (read only with a ramp) whether a slot may be issued
+// without looking at resources (bypass), must be refused (r, and for
+// ReasonRamp how long until the throttle allows one), or is decided by the
+// budgets (bypass false, r ReasonNone). fresh reports whether every governed
+// reading is usable.
+func (g *gate) check(now int64, fresh bool) (bypass bool, r Reason, wait time.Duration) {
 	switch {
 	case g.issued >= g.max:
-		return false, ReasonMax
+		return false, ReasonMax, 0
 	case g.issued < g.min:
-		return true, ReasonNone
-	case !g.fresh:
-		return false, ReasonStale
-	case g.ramp > 0 && g.sinceLast >= 0 && g.sinceLast < g.ramp:
-		return false, ReasonRamp
+		return true, ReasonNone, 0
+	case !fresh:
+		return false, ReasonStale, 0
+	case g.ramp > 0 && g.lastIssue >= 0 && now-g.lastIssue < g.ramp:
+		return false, ReasonRamp, time.Duration(g.ramp - (now - g.lastIssue))
 	}
-	return false, ReasonNone
+	return false, ReasonNone, 0
 }

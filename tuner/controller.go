@@ -37,20 +37,26 @@ type Controller struct {
 	logger   log.Logger
 	epoch    time.Time
 
-	mu        sync.Mutex
-	pending   slotList // reserved, or used within their settle time
-	suppliers []*SlotSupplier
-	devUUIDs  []string // stable device index for pending per device
-	devBase   []float64
-	waiters   int
-	wake      chan struct{} // closed when a slot is released, if waiters > 0
-	failing   bool
-	closed    bool
-	baseMem   float64 // bytes used with no slot in use
-	baseCPU   float64 // cores used with no slot in use
-	baseSet   bool
-	memNoise  noise // noise of the Memory reading around the model (fraction)
-	cpuNoise  noise // noise of the CPU reading around the model (fraction)
+	mu      sync.Mutex
+	pending slotList // used within their settle time
+	// Reserved and not yet used slots hold their full cost until used or
+	// released, whenever a reading is taken: they are summed, not listed.
+	reserved                 int
+	reservedCPU, reservedMem float64
+	reservedGPU              [maxDevices]float64
+	reservedOnGPU            bool // reservedGPU may be non-zero
+	suppliers                []*SlotSupplier
+	devUUIDs                 []string // stable device index for pending per device
+	devBase                  []float64
+	waiters                  int
+	wake                     chan struct{} // closed when a slot is released, if waiters > 0
+	failing                  bool
+	closed                   bool
+	baseMem                  float64 // bytes used with no slot in use
+	baseCPU                  float64 // cores used with no slot in use
+	baseSet                  bool
+	memNoise                 noise // noise of the Memory reading around the model (fraction)
+	cpuNoise                 noise // noise of the CPU reading around the model (fraction)
 	// What settled slots are expected to use (cores, bytes): the part of
 	// the model's expected footprint that is no longer pending.
 	settledCPU, settledMem float64
@@ -308,8 +314,7 @@ func (c *Controller) resync(s *resources.Snapshot) {
 	c.judge(s, c.nanos())
 	tu, tg := c.at(s.UsageAt), c.at(s.GPUAt)
 
-	var pcpu, pmem float64
-	var pgpu [maxDevices]float64
+	pcpu, pmem, pgpu := c.reservedCPU, c.reservedMem, c.reservedGPU
 	var vcpu, vmem float64 // footprint the model expects in the reading
 	for sl := c.pending.head; sl != nil; {
 		next := sl.next
@@ -324,22 +329,20 @@ func (c *Controller) resync(s *resources.Snapshot) {
 				sl.sup.observed++
 			}
 			sl.sup.settled++
-			c.settledCPU += sl.cost.CPUCores
-			c.settledMem += float64(sl.cost.MemoryBytes)
+			c.settledCPU += sl.cost.cpu
+			c.settledMem += sl.cost.mem
 			sl.cCPU, sl.cMem, sl.cGPU, sl.wu = 0, 0, 0, 0
 			sl = next
 			continue
 		}
 		sl.wu = wu
-		if sl.usedAt >= 0 {
-			vcpu += (1 - wu) * sl.cost.CPUCores
-			vmem += (1 - wu) * float64(sl.cost.MemoryBytes)
-		}
-		sl.cCPU, sl.cMem = wu*sl.cost.CPUCores, wu*float64(sl.cost.MemoryBytes)
+		vcpu += (1 - wu) * sl.cost.cpu
+		vmem += (1 - wu) * sl.cost.mem
+		sl.cCPU, sl.cMem = wu*sl.cost.cpu, wu*sl.cost.mem
 		pcpu += sl.cCPU
 		pmem += sl.cMem
 		if sl.device >= 0 {
-			sl.cGPU = wg * float64(sl.cost.GPUMemoryBytes)
+			sl.cGPU = wg * sl.cost.gpu
 			pgpu[sl.device] += sl.cGPU
 		}
 		sl = next
@@ -426,9 +429,7 @@ func (c *Controller) learn(s *resources.Snapshot) {
 		inUse = inUse || sup.used > 0
 	}
 	for sl := c.pending.head; sl != nil; sl = sl.next {
-		if sl.usedAt >= 0 {
-			sl.sup.effUsed += 1 - sl.wu
-		}
+		sl.sup.effUsed += 1 - sl.wu
 	}
 	u := s.Usage
 	memBytes := float64(u.MemoryBytes)
@@ -533,18 +534,17 @@ func (m *median3) add(x float64) float64 {
 // slot is one reservation's record. Records are owned by their supplier and
 // reused after release; permits are not (see permitBlock).
 type slot struct {
-	// permit is the current reservation's permit; UserData points back at
-	// the slot. Permits are never reused: the SDK reads a permit after
-	// ReleaseSlot returns.
+	// permit is the current reservation's permit, nil when the slot is not
+	// reserved; UserData points back at the slot. Permits are never reused:
+	// the SDK reads a permit after ReleaseSlot returns.
 	permit     *worker.SlotPermit
 	sup        *SlotSupplier
-	prev, next *slot // in c.pending, or next in the supplier's free list
+	prev, next *slot // in c.pending once used, or next in the supplier's free list
 	inPending  bool
-	issued     bool
-	usedAt     int64 // -1 until MarkSlotUsed
-	device     int   // GPU device index, -1 if none
-	sticky     int8  // +1 sticky, -1 normal, 0 unknown
-	cost       Cost  // expected cost at reservation
+	usedAt     int64   // -1 until MarkSlotUsed
+	device     int     // GPU device index, -1 if none
+	sticky     int8    // +1 sticky, -1 normal, 0 unknown
+	cost       costVec // expected cost at reservation
 	// What the slot holds in the budget (cores, bytes, bytes): its full cost
 	// from reservation, then its remaining cost at the latest reading, 0
 	// once settled. Releasing the slot gives exactly this back.
@@ -560,6 +560,37 @@ func (s *slot) weight(t int64) float64 {
 		return 1
 	}
 	return 1 - float64(t-s.usedAt)/float64(s.sup.settle)
+}
+
+// hold adds an unused reserved slot's cost to the reserved sums. Called
+// with c.mu held.
+func (c *Controller) hold(sl *slot) {
+	c.reserved++
+	c.reservedCPU += sl.cost.cpu
+	c.reservedMem += sl.cost.mem
+	if sl.device >= 0 {
+		c.reservedGPU[sl.device] += sl.cost.gpu
+		c.reservedOnGPU = true
+	}
+}
+
+// unhold takes an unused slot's cost out of the reserved sums (it was used
+// or released). With none left, the sums restart at zero exactly, so that
+// float rounding does not build up. Called with c.mu held.
+func (c *Controller) unhold(sl *slot) {
+	c.reserved--
+	if c.reserved == 0 {
+		c.reservedCPU, c.reservedMem = 0, 0
+		if c.reservedOnGPU {
+			c.reservedGPU, c.reservedOnGPU = [maxDevices]float64{}, false
+		}
+		return
+	}
+	c.reservedCPU -= sl.cost.cpu
+	c.reservedMem -= sl.cost.mem
+	if sl.device >= 0 {
+		c.reservedGPU[sl.device] -= sl.cost.gpu
+	}
 }
 
 type slotList struct{ head, tail *slot }

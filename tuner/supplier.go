@@ -20,14 +20,14 @@ type SlotSupplier struct {
 	settle int64    // nanoseconds
 
 	// Guarded by c.mu.
-	issued, used   int
+	gate           // issued, limits, ramp
+	used           int
 	settled        int // used slots whose footprint has settled
 	sticky, normal int // issued per workflow task queue kind
 	sawSticky      bool
-	lastIssue      int64 // -1: never
 	est, floor     costVec
 	effUsed        float64
-	inFlight       int // slots in c.pending: reserved, or used and settling
+	inFlight       int // reserved, or used and settling
 	observed       int // used slots whose footprint was seen (settled or ended)
 	learnN         int // learning steps taken
 	free           *slot
@@ -58,12 +58,14 @@ func NewSlotSupplier(c *Controller, opts SlotSupplierOptions) (*SlotSupplier, er
 		return nil, invalid("Resources", "supplier %q consumes GPU memory but the controller has no TargetGPUMemory", opts.Name)
 	}
 	s := &SlotSupplier{
-		c:         c,
-		name:      opts.Name,
-		opts:      opts,
-		need:      need,
-		settle:    int64(opts.SettleTime),
-		lastIssue: -1,
+		c:      c,
+		name:   opts.Name,
+		opts:   opts,
+		need:   need,
+		settle: int64(opts.SettleTime),
+		gate: gate{
+			min: opts.MinSlots, max: opts.MaxSlots, ramp: int64(opts.RampThrottle), lastIssue: -1,
+		},
 		est: costVec{
 			cpu: opts.Cost.CPUCores, mem: float64(opts.Cost.MemoryBytes), gpu: float64(opts.Cost.GPUMemoryBytes),
 		},
@@ -126,9 +128,28 @@ func kindOf(info worker.SlotReservationInfo) int8 {
 // anything but a short in-memory lock and compares the slot's cost with the
 // budget computed at the latest reading. Permits cannot be pooled (the SDK
 // reads a permit after ReleaseSlot returns), so they come from blocks of
-// permitBlock: one allocation per 32 reservations.
+// permitBlock: one allocation per permitBlock reservations.
 func (s *SlotSupplier) TryReserveSlot(info worker.SlotReservationInfo) *worker.SlotPermit {
-	p, _, _, _ := s.try(kindOf(info), false)
+	// The eager-dispatch hot path: the same decision as try, without what
+	// only a waiting reserver needs.
+	kind := kindOf(info)
+	c := s.c
+	snap := c.monitor.Snapshot()
+	var now int64
+	if s.ramp > 0 {
+		now = c.nanos()
+	}
+	c.mu.Lock()
+	c.sync(snap)
+	sl, reason, _ := s.admit(now, kind)
+	var p *worker.SlotPermit
+	if sl == nil {
+		s.refused[reason]++
+	} else {
+		s.granted++
+		p = sl.permit
+	}
+	c.mu.Unlock()
 	return p
 }
 
@@ -140,7 +161,7 @@ func (s *SlotSupplier) try(kind int8, wait bool) (*worker.SlotPermit, Reason, ti
 	c := s.c
 	snap := c.monitor.Snapshot()
 	var now int64
-	if s.opts.RampThrottle > 0 {
+	if s.ramp > 0 {
 		now = c.nanos() // only the throttle needs the clock
 	}
 	c.mu.Lock()
@@ -214,9 +235,11 @@ func (s *SlotSupplier) MarkSlotUsed(info worker.SlotMarkUsedInfo) {
 	c := s.c
 	now := c.nanos()
 	c.mu.Lock()
-	if sl.issued && sl.permit == p && sl.usedAt < 0 {
+	if sl.permit == p && sl.usedAt < 0 {
 		sl.usedAt = now
 		s.used++
+		c.unhold(sl)
+		c.pending.push(sl)
 	}
 	c.mu.Unlock()
 }
@@ -233,7 +256,7 @@ func (s *SlotSupplier) ReleaseSlot(info worker.SlotReleaseInfo) {
 	c := s.c
 	snap := c.monitor.Snapshot()
 	c.mu.Lock()
-	if !sl.issued || sl.permit != p {
+	if sl.permit != p {
 		c.mu.Unlock()
 		c.logger.Warn("headroom: slot released twice", "supplier", s.name)
 		return
@@ -264,16 +287,19 @@ func (s *SlotSupplier) own(p *worker.SlotPermit) *slot {
 // release undoes a reservation. Called with c.mu held.
 func (s *SlotSupplier) release(sl *slot) {
 	c := s.c
-	if sl.inPending {
+	if sl.usedAt < 0 {
+		c.unhold(sl)
+		s.inFlight--
+	} else if sl.inPending {
 		c.pending.remove(sl)
 		s.inFlight--
-		if sl.usedAt >= 0 && c.usageOK && c.gpuOK {
+		if c.usageOK && c.gpuOK {
 			s.observed++ // ended before settling: its footprint was seen in part
 		}
-	} else if sl.usedAt >= 0 {
+	} else {
 		s.settled--
-		c.settledCPU -= sl.cost.CPUCores
-		c.settledMem -= float64(sl.cost.MemoryBytes)
+		c.settledCPU -= sl.cost.cpu
+		c.settledMem -= sl.cost.mem
 	}
 	// Give back what the slot holds in the budget: its full cost if no
 	// reading has been taken since it was reserved, else its remaining cost
@@ -295,7 +321,7 @@ func (s *SlotSupplier) release(sl *slot) {
 		s.normal--
 	}
 	s.issued--
-	sl.issued, sl.permit = false, nil
+	sl.permit = nil
 	sl.next = s.free
 	s.free = sl
 }
@@ -319,8 +345,10 @@ func (s *SlotSupplier) probeWindow() int {
 
 // permitBlock is how many permits are allocated at once. Permits are never
 // reused (the SDK reads one after ReleaseSlot returns), so they are carved
-// from blocks: one allocation per permitBlock reservations.
-const permitBlock = 32
+// from blocks: one allocation per permitBlock reservations. 21 permits of 24
+// bytes fill the 512-byte size class exactly (a larger block of pointerful
+// objects carries an 8-byte header and rounds up to the next class).
+const permitBlock = 21
 
 // admit decides and, on success, records the reservation. now is only read
 // when the supplier has a ramp throttle. Called with c.mu held and the
@@ -329,10 +357,6 @@ func (s *SlotSupplier) admit(now int64, kind int8) (*slot, Reason, time.Duration
 	c := s.c
 	if kind == 1 {
 		s.sawSticky = true
-	}
-	g := gate{issued: s.issued, min: s.opts.MinSlots, max: s.opts.MaxSlots, ramp: int64(s.opts.RampThrottle), sinceLast: -1}
-	if s.lastIssue >= 0 && g.ramp > 0 {
-		g.sinceLast = now - s.lastIssue
 	}
 	// Workflow pollers: never starve the sticky or the normal queue. Each
 	// kind gets its first slot regardless of resources, and neither may take
@@ -348,10 +372,9 @@ func (s *SlotSupplier) admit(now int64, kind int8) (*slot, Reason, time.Duration
 			return nil, ReasonMax, 0
 		}
 	}
-	g.fresh = c.fresh(s.need)
-	bypass, reason := g.check()
+	bypass, reason, wait := s.gate.check(now, c.fresh(s.need))
 	if reason == ReasonRamp {
-		return nil, reason, time.Duration(g.ramp - g.sinceLast)
+		return nil, reason, wait
 	}
 	if reason == ReasonStale && starving {
 		bypass, reason = true, ReasonNone
@@ -387,17 +410,17 @@ func (s *SlotSupplier) admit(now int64, kind int8) (*slot, Reason, time.Duration
 	sl.permit = &s.permits[0]
 	s.permits = s.permits[1:]
 	sl.permit.UserData = sl
-	sl.issued, sl.usedAt, sl.device, sl.sticky = true, -1, device, kind
-	sl.cost = Cost{CPUCores: s.est.cpu, MemoryBytes: uint64(s.est.mem)}
-	sl.cCPU, sl.cMem, sl.cGPU, sl.wu = s.est.cpu, float64(sl.cost.MemoryBytes), 0, 1
+	sl.usedAt, sl.device, sl.sticky = -1, device, kind
+	sl.cost = costVec{cpu: s.est.cpu, mem: s.est.mem}
+	sl.cCPU, sl.cMem, sl.cGPU, sl.wu = s.est.cpu, s.est.mem, 0, 1
 	c.cpuRoom -= sl.cCPU
 	c.memRoom -= sl.cMem
 	if device >= 0 {
-		sl.cost.GPUMemoryBytes = uint64(s.est.gpu)
-		sl.cGPU = float64(sl.cost.GPUMemoryBytes)
+		sl.cost.gpu = s.est.gpu
+		sl.cGPU = s.est.gpu
 		c.gpuRoom[device] -= sl.cGPU
 	}
-	c.pending.push(sl)
+	c.hold(sl)
 	s.inFlight++
 	s.issued++
 	switch kind {
@@ -423,7 +446,14 @@ func (s *SlotSupplier) fits() (int, Reason, bool) {
 	if s.need&GPUMemory == 0 {
 		return -1, ReasonNone, true
 	}
-	if best := c.pickDevice(s.est.gpu, true); best >= 0 {
+	return s.fitsGPU()
+}
+
+// fitsGPU is fits for GPU memory, out of line so that fits inlines.
+//
+//go:noinline
+func (s *SlotSupplier) fitsGPU() (int, Reason, bool) {
+	if best := s.c.pickDevice(s.est.gpu, true); best >= 0 {
 		return best, ReasonNone, true
 	}
 	return -1, ReasonGPU, false
@@ -457,7 +487,7 @@ func (s *SlotSupplier) DeviceOf(p *worker.SlotPermit) (string, bool) {
 	}
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	if !sl.issued || sl.permit != p || sl.device < 0 {
+	if sl.permit != p || sl.device < 0 {
 		return "", false
 	}
 	return s.c.devUUIDs[sl.device], true
