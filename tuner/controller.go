@@ -60,6 +60,13 @@ type Controller struct {
 	// What settled slots are expected to use (cores, bytes): the part of
 	// the model's expected footprint that is no longer pending.
 	settledCPU, settledMem float64
+	settledGPU             [maxDevices]float64
+	gpuNoise               [maxDevices]noise // residual of each device's reading to the model
+	lastGPUAt              time.Time
+	// Footprint of used slots released since the latest reading (bytes),
+	// which that reading showed and the next should not (see reclaim).
+	relMem float64
+	relGPU [maxDevices]float64
 	// Recent learning residuals per resource.
 	cpuResid, memResid, gpuResid median3
 	sensorErr                    uint64 // transitions into failing readings
@@ -316,6 +323,7 @@ func (c *Controller) resync(s *resources.Snapshot) {
 
 	pcpu, pmem, pgpu := c.reservedCPU, c.reservedMem, c.reservedGPU
 	var vcpu, vmem float64 // footprint the model expects in the reading
+	var vgpu [maxDevices]float64
 	for sl := c.pending.head; sl != nil; {
 		next := sl.next
 		wu, wg := sl.weight(tu), 0.0
@@ -331,6 +339,9 @@ func (c *Controller) resync(s *resources.Snapshot) {
 			sl.sup.settled++
 			c.settledCPU += sl.cost.cpu
 			c.settledMem += sl.cost.mem
+			if sl.device >= 0 {
+				c.settledGPU[sl.device] += sl.cost.gpu
+			}
 			sl.cCPU, sl.cMem, sl.cGPU, sl.wu = 0, 0, 0, 0
 			sl = next
 			continue
@@ -344,10 +355,17 @@ func (c *Controller) resync(s *resources.Snapshot) {
 		if sl.device >= 0 {
 			sl.cGPU = wg * sl.cost.gpu
 			pgpu[sl.device] += sl.cGPU
+			vgpu[sl.device] += (1 - wg) * sl.cost.gpu
 		}
 		sl = next
 	}
 
+	if !c.usageOK {
+		c.relMem = 0 // a later reading cannot tell what these releases freed
+	}
+	if !c.gpuOK {
+		c.relGPU = [maxDevices]float64{}
+	}
 	u := s.Usage
 	newUsage := c.usageOK && !s.UsageAt.Equal(c.lastUsageAt)
 	if newUsage {
@@ -357,14 +375,44 @@ func (c *Controller) resync(s *resources.Snapshot) {
 		// footprints unlike the declared cost do.
 		c.lastUsageAt = s.UsageAt
 		mem, cpu := u.Memory, u.CPU
+		var released verdict
 		if lim := float64(u.MemoryLimitBytes); lim > 0 {
 			mem -= (c.settledMem + vmem) / lim
+			released = c.memNoise.released(mem, c.relMem/lim)
+		}
+		c.relMem = 0
+		for _, sup := range c.suppliers {
+			if sup.relMem {
+				sup.promptMem.judge(released)
+				sup.relMem = false
+			}
 		}
 		if u.CPUCores > 0 {
 			cpu -= (c.settledCPU + vcpu) / u.CPUCores
 		}
 		c.memNoise.add(mem)
 		c.cpuNoise.add(cpu)
+	}
+	if c.gpuOK && len(s.GPUs) > 0 && !s.GPUAt.Equal(c.lastGPUAt) {
+		c.lastGPUAt = s.GPUAt
+		released := unknown
+		for _, d := range s.GPUs {
+			i := c.deviceIndex(d.UUID)
+			if i < 0 || d.TotalBytes == 0 {
+				continue
+			}
+			total := float64(d.TotalBytes)
+			e := (float64(d.UsedBytes) - c.settledGPU[i] - vgpu[i]) / total
+			released = released.and(c.gpuNoise[i].released(e, c.relGPU[i]/total))
+			c.relGPU[i] = 0
+			c.gpuNoise[i].add(e)
+		}
+		for _, sup := range c.suppliers {
+			if sup.relGPU {
+				sup.promptGPU.judge(released)
+				sup.relGPU = false
+			}
+		}
 	}
 	c.memRoom = room(c.targetMem, u.Memory+c.memNoise.margin, float64(u.MemoryLimitBytes), pmem)
 	c.cpuRoom = room(c.targetCPU, u.CPU+c.cpuNoise.margin, u.CPUCores, pcpu)

@@ -30,8 +30,12 @@ type SlotSupplier struct {
 	inFlight       int // reserved, or used and settling
 	observed       int // used slots whose footprint was seen (settled or ended)
 	learnN         int // learning steps taken
-	free           *slot
-	permits        []worker.SlotPermit // allocated in blocks, never reused
+	// Releases credited at once (see reclaim), and whether a used slot's
+	// footprint was released since the latest reading.
+	promptMem, promptGPU reclaim
+	relMem, relGPU       bool
+	free                 *slot
+	permits              []worker.SlotPermit // allocated in blocks, never reused
 
 	refused [numReasons]uint64
 	granted uint64
@@ -97,6 +101,10 @@ type Stats struct {
 	Granted      uint64
 	Refused      map[Reason]uint64
 	Cost         Cost // current (learned) cost per slot
+	// PromptRelease is the resources for which readings have confirmed that
+	// a released slot's footprint is gone by the next reading, so releases
+	// give it back to the budget at once.
+	PromptRelease Resource
 }
 
 // Stats returns the supplier's counters. It allocates; not for hot paths.
@@ -105,6 +113,12 @@ func (s *SlotSupplier) Stats() Stats {
 	s.c.mu.Lock()
 	st.Issued, st.Used, st.Granted = s.issued, s.used, s.granted
 	st.Cost = Cost{CPUCores: s.est.cpu, MemoryBytes: uint64(s.est.mem), GPUMemoryBytes: uint64(s.est.gpu)}
+	if s.promptMem.prompt() {
+		st.PromptRelease |= Memory
+	}
+	if s.promptGPU.prompt() {
+		st.PromptRelease |= GPUMemory
+	}
 	for r := Reason(1); r < numReasons; r++ {
 		if n := s.refused[r]; n > 0 {
 			st.Refused[r] = n
@@ -300,15 +314,35 @@ func (s *SlotSupplier) release(sl *slot) {
 		s.settled--
 		c.settledCPU -= sl.cost.cpu
 		c.settledMem -= sl.cost.mem
+		if sl.device >= 0 {
+			c.settledGPU[sl.device] -= sl.cost.gpu
+		}
 	}
 	// Give back what the slot holds in the budget: its full cost if no
 	// reading has been taken since it was reserved, else its remaining cost
-	// at the latest reading (what has shown is in that reading, and stays
-	// there until a new reading shows it gone).
+	// at the latest reading. What has shown is in that reading and stays
+	// there until a new reading shows it gone, unless this supplier's
+	// releases have been seen to free their footprint by the next reading.
 	c.cpuRoom += sl.cCPU
-	c.memRoom += sl.cMem
+	mem := sl.cMem
+	if shown := sl.cost.mem - sl.cMem; sl.usedAt >= 0 && shown > 0 {
+		c.relMem += shown
+		s.relMem = true
+		if s.promptMem.prompt() {
+			mem += shown
+		}
+	}
+	c.memRoom += mem
 	if sl.device >= 0 {
-		c.gpuRoom[sl.device] += sl.cGPU
+		gpu := sl.cGPU
+		if shown := sl.cost.gpu - sl.cGPU; sl.usedAt >= 0 && shown > 0 {
+			c.relGPU[sl.device] += shown
+			s.relGPU = true
+			if s.promptGPU.prompt() {
+				gpu += shown
+			}
+		}
+		c.gpuRoom[sl.device] += gpu
 	}
 	sl.cCPU, sl.cMem, sl.cGPU = 0, 0, 0
 	if sl.usedAt >= 0 {

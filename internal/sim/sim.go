@@ -28,6 +28,9 @@ type Task struct {
 	GPU  uint64        // GPU bytes at full footprint
 	Ramp time.Duration // time to reach the full footprint
 	Hold time.Duration // time at full footprint before finishing
+	// Linger is how long the task's memory (host and GPU) outlives it: a
+	// caching allocator, a process that exits after the activity returned.
+	Linger time.Duration
 }
 
 // Device is a simulated GPU.
@@ -55,6 +58,7 @@ type running struct {
 	t      Task
 	start  time.Time
 	device string
+	end    time.Time // when the task finished; zero while it runs
 }
 
 func (h *Host) init() {
@@ -90,7 +94,12 @@ func (h *Host) Start(t Task, device string) int {
 // Stop ends a task.
 func (h *Host) Stop(id int) {
 	h.mu.Lock()
-	delete(h.running, id)
+	if r := h.running[id]; r.t.Linger > 0 {
+		r.end = time.Now()
+		h.running[id] = r
+	} else {
+		delete(h.running, id)
+	}
 	h.mu.Unlock()
 }
 
@@ -105,10 +114,18 @@ func (h *Host) True() (mem, cpu float64, gpus map[string]float64) {
 	for _, d := range h.Devices {
 		used[d.UUID] = d.Base
 	}
-	for _, r := range h.running {
+	for id, r := range h.running {
 		f := frac(r.t, r.start, now)
+		if !r.end.IsZero() {
+			if !now.Before(r.end.Add(r.t.Linger)) {
+				delete(h.running, id)
+				continue
+			}
+			f = frac(r.t, r.start, r.end) // lingering: no CPU, no more growth
+		} else {
+			cpu += r.t.CPU
+		}
 		mem += r.t.Mem * f
-		cpu += r.t.CPU
 		if r.device != "" {
 			used[r.device] += uint64(float64(r.t.GPU) * f)
 		}
