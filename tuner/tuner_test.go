@@ -283,7 +283,9 @@ func runGPU(t *testing.T, h *sim.Host, target float64, pollers int, linger time.
 	require.NoError(t, err)
 	res := sim.Run(sup, sim.Scenario{
 		Host: h, Tasks: 100000, Pollers: pollers, Duration: 40 * time.Second, Warmup: 8 * time.Second, Resource: "gpu", Target: target,
-		Task:   func(int) sim.Task { return sim.Task{GPU: 10 * GiB, Ramp: 3 * time.Second, Hold: 5 * time.Second, Linger: linger} },
+		Task: func(int) sim.Task {
+			return sim.Task{GPU: 10 * GiB, Ramp: 3 * time.Second, Hold: 5 * time.Second, Linger: linger}
+		},
 		Device: func(p *worker.SlotPermit) string { d, _ := sup.DeviceOf(p); return d },
 	})
 	return res, sup
