@@ -39,6 +39,7 @@ type Controller struct {
 
 	mu      sync.Mutex
 	pending slotList // used within their settle time
+	used    slotList // used, settled or not (for learning settle times)
 	// Reserved and not yet used slots hold their full cost until used or
 	// released, whenever a reading is taken: they are summed, not listed.
 	reserved                 int
@@ -107,6 +108,7 @@ func NewController(opts ControllerOptions) (*Controller, error) {
 		targetGPU: opts.TargetGPUMemory,
 		logger:    opts.Logger,
 		wake:      make(chan struct{}),
+		used:      slotList{k: inUsed},
 		done:      make(chan struct{}),
 		stop:      make(chan struct{}),
 	}
@@ -320,12 +322,87 @@ func (c *Controller) resync(s *resources.Snapshot) {
 	c.seq, c.synced = s.Seq, true
 	c.judge(s, c.nanos())
 	tu, tg := c.at(s.UsageAt), c.at(s.GPUAt)
+	m := c.modelAt(tu, tg)
+	if !c.usageOK {
+		c.relMem = 0 // a later reading cannot tell what these releases freed
+	}
+	if !c.gpuOK {
+		c.relGPU = [maxDevices]float64{}
+	}
+	u := s.Usage
+	newUsage := c.usageOK && !s.UsageAt.Equal(c.lastUsageAt)
+	if newUsage {
+		// Noise is what the model does not explain: the reading minus the
+		// footprint used slots are expected to have by now. Known ramps and
+		// ends then do not count as noise; only wandering readings and
+		// footprints unlike the declared cost do.
+		c.lastUsageAt = s.UsageAt
+		mem, cpu := u.Memory, u.CPU
+		var released verdict
+		if lim := float64(u.MemoryLimitBytes); lim > 0 {
+			mem -= (c.settledMem + m.vmem) / lim
+			released = c.memNoise.released(mem, c.relMem/lim)
+		}
+		c.relMem = 0
+		for _, sup := range c.suppliers {
+			if sup.relMem {
+				sup.promptMem.judge(released)
+				sup.relMem = false
+			}
+		}
+		if u.CPUCores > 0 {
+			cpu -= (c.settledCPU + m.vcpu) / u.CPUCores
+		}
+		c.memNoise.add(mem)
+		c.cpuNoise.add(cpu)
+	}
+	if c.gpuOK && len(s.GPUs) > 0 && !s.GPUAt.Equal(c.lastGPUAt) {
+		c.lastGPUAt = s.GPUAt
+		released := unknown
+		for _, d := range s.GPUs {
+			i := c.deviceIndex(d.UUID)
+			if i < 0 || d.TotalBytes == 0 {
+				continue
+			}
+			total := float64(d.TotalBytes)
+			e := (float64(d.UsedBytes) - c.settledGPU[i] - m.vgpu[i]) / total
+			released = released.and(c.gpuNoise[i].released(e, c.relGPU[i]/total))
+			c.relGPU[i] = 0
+			c.gpuNoise[i].add(e)
+		}
+		for _, sup := range c.suppliers {
+			if sup.relGPU {
+				sup.promptGPU.judge(released)
+				sup.relGPU = false
+			}
+		}
+	}
+	c.setRooms(s, &m)
+	if newUsage && c.usageOK && c.gpuOK && c.learn(s, tu, tg) {
+		// A settle time moved: rebuild this reading's budget with it.
+		c.repend(tu, tg)
+		m = c.modelAt(tu, tg)
+		c.setRooms(s, &m)
+	}
+}
 
-	pcpu, pmem, pgpu := c.reservedCPU, c.reservedMem, c.reservedGPU
-	var vcpu, vmem float64 // footprint the model expects in the reading
-	var vgpu [maxDevices]float64
+// model is what the used and reserved slots amount to at a reading: what is
+// still pending (not yet visible; cores, bytes, bytes per device) and what
+// of the slots still settling the reading should already show.
+type model struct {
+	pcpu, pmem float64
+	pgpu       [maxDevices]float64
+	vcpu, vmem float64
+	vgpu       [maxDevices]float64
+}
+
+// modelAt weighs every pending slot at the reading times tu (CPU, memory)
+// and tg (GPU) and moves the ones whose footprint has fully shown out of
+// pending, into the settled sums. Called with c.mu held.
+func (c *Controller) modelAt(tu, tg int64) (m model) {
+	m.pcpu, m.pmem, m.pgpu = c.reservedCPU, c.reservedMem, c.reservedGPU
 	for sl := c.pending.head; sl != nil; {
-		next := sl.next
+		next := sl.l[inPending].next
 		wu, wg := sl.weight(tu), 0.0
 		if sl.device >= 0 {
 			wg = sl.weight(tg)
@@ -347,75 +424,45 @@ func (c *Controller) resync(s *resources.Snapshot) {
 			continue
 		}
 		sl.wu = wu
-		vcpu += (1 - wu) * sl.cost.cpu
-		vmem += (1 - wu) * sl.cost.mem
+		m.vcpu += (1 - wu) * sl.cost.cpu
+		m.vmem += (1 - wu) * sl.cost.mem
 		sl.cCPU, sl.cMem = wu*sl.cost.cpu, wu*sl.cost.mem
-		pcpu += sl.cCPU
-		pmem += sl.cMem
+		m.pcpu += sl.cCPU
+		m.pmem += sl.cMem
 		if sl.device >= 0 {
 			sl.cGPU = wg * sl.cost.gpu
-			pgpu[sl.device] += sl.cGPU
-			vgpu[sl.device] += (1 - wg) * sl.cost.gpu
+			m.pgpu[sl.device] += sl.cGPU
+			m.vgpu[sl.device] += (1 - wg) * sl.cost.gpu
 		}
 		sl = next
 	}
+	return m
+}
 
-	if !c.usageOK {
-		c.relMem = 0 // a later reading cannot tell what these releases freed
+// repend puts settled slots back into pending if their supplier's settle
+// time grew past their age. Called with c.mu held.
+func (c *Controller) repend(tu, tg int64) {
+	for sl := c.used.head; sl != nil; sl = sl.l[inUsed].next {
+		if sl.l[inPending].in || (sl.weight(tu) <= 0 && (sl.device < 0 || sl.weight(tg) <= 0)) {
+			continue
+		}
+		c.pending.push(sl)
+		sl.sup.inFlight++
+		sl.sup.settled--
+		c.settledCPU -= sl.cost.cpu
+		c.settledMem -= sl.cost.mem
+		if sl.device >= 0 {
+			c.settledGPU[sl.device] -= sl.cost.gpu
+		}
 	}
-	if !c.gpuOK {
-		c.relGPU = [maxDevices]float64{}
-	}
+}
+
+// setRooms computes the budget from reading s and model m. Called with c.mu
+// held.
+func (c *Controller) setRooms(s *resources.Snapshot, m *model) {
 	u := s.Usage
-	newUsage := c.usageOK && !s.UsageAt.Equal(c.lastUsageAt)
-	if newUsage {
-		// Noise is what the model does not explain: the reading minus the
-		// footprint used slots are expected to have by now. Known ramps and
-		// ends then do not count as noise; only wandering readings and
-		// footprints unlike the declared cost do.
-		c.lastUsageAt = s.UsageAt
-		mem, cpu := u.Memory, u.CPU
-		var released verdict
-		if lim := float64(u.MemoryLimitBytes); lim > 0 {
-			mem -= (c.settledMem + vmem) / lim
-			released = c.memNoise.released(mem, c.relMem/lim)
-		}
-		c.relMem = 0
-		for _, sup := range c.suppliers {
-			if sup.relMem {
-				sup.promptMem.judge(released)
-				sup.relMem = false
-			}
-		}
-		if u.CPUCores > 0 {
-			cpu -= (c.settledCPU + vcpu) / u.CPUCores
-		}
-		c.memNoise.add(mem)
-		c.cpuNoise.add(cpu)
-	}
-	if c.gpuOK && len(s.GPUs) > 0 && !s.GPUAt.Equal(c.lastGPUAt) {
-		c.lastGPUAt = s.GPUAt
-		released := unknown
-		for _, d := range s.GPUs {
-			i := c.deviceIndex(d.UUID)
-			if i < 0 || d.TotalBytes == 0 {
-				continue
-			}
-			total := float64(d.TotalBytes)
-			e := (float64(d.UsedBytes) - c.settledGPU[i] - vgpu[i]) / total
-			released = released.and(c.gpuNoise[i].released(e, c.relGPU[i]/total))
-			c.relGPU[i] = 0
-			c.gpuNoise[i].add(e)
-		}
-		for _, sup := range c.suppliers {
-			if sup.relGPU {
-				sup.promptGPU.judge(released)
-				sup.relGPU = false
-			}
-		}
-	}
-	c.memRoom = room(c.targetMem, u.Memory+c.memNoise.margin, float64(u.MemoryLimitBytes), pmem)
-	c.cpuRoom = room(c.targetCPU, u.CPU+c.cpuNoise.margin, u.CPUCores, pcpu)
+	c.memRoom = room(c.targetMem, u.Memory+c.memNoise.margin, float64(u.MemoryLimitBytes), m.pmem)
+	c.cpuRoom = room(c.targetCPU, u.CPU+c.cpuNoise.margin, u.CPUCores, m.pcpu)
 	for i := range c.gpuRoom {
 		c.gpuRoom[i], c.gpuSeen[i] = math.Inf(-1), false
 	}
@@ -426,10 +473,7 @@ func (c *Controller) resync(s *resources.Snapshot) {
 		}
 		total := float64(d.TotalBytes)
 		c.gpuSeen[i] = true
-		c.gpuRoom[i] = room(c.targetGPU, float64(d.UsedBytes)/total, total, pgpu[i])
-	}
-	if newUsage && c.usageOK && c.gpuOK {
-		c.learn(s)
+		c.gpuRoom[i] = room(c.targetGPU, float64(d.UsedBytes)/total, total, m.pgpu[i])
 	}
 }
 
@@ -465,10 +509,11 @@ func (c *Controller) deviceIndex(uuid string) int {
 	return len(c.devUUIDs) - 1
 }
 
-// learn refines each supplier's cost from the readings: what is in use above
+// learn refines each supplier's cost from the readings (what is in use above
 // the idle baseline, shared among suppliers by their expected footprint per
-// used slot. Called with c.mu held.
-func (c *Controller) learn(s *resources.Snapshot) {
+// used slot) and its settle time, and reports whether a settle time moved.
+// tu and tg are the reading times. Called with c.mu held.
+func (c *Controller) learn(s *resources.Snapshot, tu, tg int64) bool {
 	// Effective used slots per supplier: settled ones count fully, ramping
 	// ones by how far into their settle time they were at the reading.
 	var inUse bool
@@ -476,7 +521,7 @@ func (c *Controller) learn(s *resources.Snapshot) {
 		sup.effUsed = float64(sup.settled)
 		inUse = inUse || sup.used > 0
 	}
-	for sl := c.pending.head; sl != nil; sl = sl.next {
+	for sl := c.pending.head; sl != nil; sl = sl.l[inPending].next {
 		sl.sup.effUsed += 1 - sl.wu
 	}
 	u := s.Usage
@@ -507,8 +552,9 @@ func (c *Controller) learn(s *resources.Snapshot) {
 		gpuUse += float64(d.UsedBytes)
 		gpuBase += c.devBase[i]
 	}
+	moved := c.learnSettle(memBytes-c.baseMem, gpuUse-gpuBase, len(s.GPUs) > 0, tu, tg)
 	if !inUse {
-		return
+		return moved
 	}
 	c.learnResource(Memory, memBytes-c.baseMem, &c.memResid, func(sup *SlotSupplier) *float64 { return &sup.est.mem }, func(sup *SlotSupplier) float64 { return sup.floor.mem })
 	if u.CPUCores > 0 {
@@ -517,6 +563,57 @@ func (c *Controller) learn(s *resources.Snapshot) {
 	if len(s.GPUs) > 0 {
 		c.learnResource(GPUMemory, gpuUse-gpuBase, &c.gpuResid, func(sup *SlotSupplier) *float64 { return &sup.est.gpu }, func(sup *SlotSupplier) float64 { return sup.floor.gpu })
 	}
+	return moved
+}
+
+// learnSettle adds one reading to each supplier's settle-time fit: GPU
+// memory for suppliers that consume it (model loads are what take long),
+// else memory; CPU shows at once and teaches nothing. mem and gpu are the
+// usage above the idle baselines; what other suppliers' slots are expected
+// to use is taken out. Reports whether a settle time moved. Called with c.mu
+// held.
+func (c *Controller) learnSettle(mem, gpu float64, haveGPU bool, tu, tg int64) bool {
+	for _, sup := range c.suppliers {
+		sup.shows = [nSettle]float64{}
+	}
+	for sl := c.used.head; sl != nil; sl = sl.l[inUsed].next {
+		t := tu
+		if sl.sup.settleOn == GPUMemory {
+			t = tg
+		}
+		sl.sup.fit.shows(&sl.sup.shows, sl.usedAt, t)
+	}
+	moved := false
+	for _, sup := range c.suppliers {
+		var u float64
+		switch {
+		case sup.settleOn == GPUMemory && haveGPU:
+			u = gpu
+			for _, o := range c.suppliers {
+				if o != sup && o.need&GPUMemory != 0 {
+					u -= o.est.gpu * o.effUsed
+				}
+			}
+		case sup.settleOn == Memory:
+			u = mem
+			for _, o := range c.suppliers {
+				if o != sup && o.need&Memory != 0 {
+					u -= o.est.mem * o.effUsed
+				}
+			}
+		default:
+			continue
+		}
+		if sup.used == 0 && sup.fit.n == 0 {
+			continue // nothing of this supplier's has run yet
+		}
+		sup.fit.add(u, &sup.shows)
+		if sup.fit.choose() {
+			sup.settle = sup.fit.cand[sup.fit.cur]
+			moved = true
+		}
+	}
+	return moved
 }
 
 // learnResource shares what is in use of one resource among the suppliers
@@ -585,14 +682,14 @@ type slot struct {
 	// permit is the current reservation's permit, nil when the slot is not
 	// reserved; UserData points back at the slot. Permits are never reused:
 	// the SDK reads a permit after ReleaseSlot returns.
-	permit     *worker.SlotPermit
-	sup        *SlotSupplier
-	prev, next *slot // in c.pending once used, or next in the supplier's free list
-	inPending  bool
-	usedAt     int64   // -1 until MarkSlotUsed
-	device     int     // GPU device index, -1 if none
-	sticky     int8    // +1 sticky, -1 normal, 0 unknown
-	cost       costVec // expected cost at reservation
+	permit   *worker.SlotPermit
+	sup      *SlotSupplier
+	l        [2]links // in c.pending (l[inPending]) and c.used (l[inUsed])
+	nextFree *slot    // in the supplier's free list
+	usedAt   int64    // -1 until MarkSlotUsed
+	device   int      // GPU device index, -1 if none
+	sticky   int8     // +1 sticky, -1 normal, 0 unknown
+	cost     costVec  // expected cost at reservation
 	// What the slot holds in the budget (cores, bytes, bytes): its full cost
 	// from reservation, then its remaining cost at the latest reading, 0
 	// once settled. Releasing the slot gives exactly this back.
@@ -641,34 +738,51 @@ func (c *Controller) unhold(sl *slot) {
 	}
 }
 
-type slotList struct{ head, tail *slot }
+// links are a slot's place in one slotList.
+type links struct {
+	prev, next *slot
+	in         bool
+}
+
+// The lists a slot can be in, as indexes of slot.l.
+const (
+	inPending = iota
+	inUsed
+)
+
+// slotList is an intrusive list of slots through their links l[k].
+type slotList struct {
+	head, tail *slot
+	k          int
+}
 
 func (l *slotList) push(s *slot) {
-	s.prev, s.next = l.tail, nil
+	sl := &s.l[l.k]
+	sl.prev, sl.next, sl.in = l.tail, nil, true
 	if l.tail != nil {
-		l.tail.next = s
+		l.tail.l[l.k].next = s
 	} else {
 		l.head = s
 	}
 	l.tail = s
-	s.inPending = true
 }
 
 func (l *slotList) remove(s *slot) {
-	if !s.inPending {
+	sl := &s.l[l.k]
+	if !sl.in {
 		return
 	}
-	if s.prev != nil {
-		s.prev.next = s.next
+	if sl.prev != nil {
+		sl.prev.l[l.k].next = sl.next
 	} else {
-		l.head = s.next
+		l.head = sl.next
 	}
-	if s.next != nil {
-		s.next.prev = s.prev
+	if sl.next != nil {
+		sl.next.l[l.k].prev = sl.prev
 	} else {
-		l.tail = s.prev
+		l.tail = sl.prev
 	}
-	s.prev, s.next, s.inPending = nil, nil, false
+	*sl = links{}
 }
 
 // noise estimates how far a reading wanders from what the model expects:

@@ -173,3 +173,70 @@ func TestPromptReleaseIsLearned(t *testing.T) {
 		})
 	}
 }
+
+// The declared settle time is a guess; the readings correct it. Declared too
+// short, pending would end before the footprint shows and admission would
+// turn reactive (6 s loads declared as 2 s peaked at 1.34 before the settle
+// time was learned); declared too long, slots count twice and utilization
+// drops (0.44 mean). ceiling is the mean of perfect packing under the
+// target: base + band × the task's average share of its cost over its life.
+func TestSettleTimeIsLearned(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		ramp, declared time.Duration
+		gpu            bool
+	}{
+		{"memory: declared 3× too short", 6 * time.Second, 2 * time.Second, false},
+		{"memory: declared 3× too long", 2 * time.Second, 6 * time.Second, false},
+		{"memory: declared 4× too long", 500 * time.Millisecond, 2 * time.Second, false},
+		{"gpu: model load 4× the declared", 12 * time.Second, 3 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const hold = 3 * time.Second
+				var res sim.Result
+				var st tuner.Stats
+				var band, peakMax float64
+				if tc.gpu {
+					h := &sim.Host{BaseMem: 0.1, Devices: []sim.Device{{UUID: "GPU-0", Total: 80 * GiB}}}
+					c := newController(t, h, tuner.ControllerOptions{TargetMemory: 0.9, TargetGPUMemory: 0.9})
+					defer c.Close()
+					sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "gpu", MaxSlots: 100, RampThrottle: 50 * time.Millisecond,
+						Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 10 * GiB}, SettleTime: tc.declared})
+					require.NoError(t, err)
+					res = sim.Run(sup, sim.Scenario{
+						Host: h, Tasks: 100000, Pollers: 4, Duration: 150 * time.Second, Warmup: 50 * time.Second, Resource: "gpu", Target: 0.9,
+						Task:   func(int) sim.Task { return sim.Task{GPU: 10 * GiB, Ramp: tc.ramp, Hold: hold} },
+						Device: func(p *worker.SlotPermit) string { d, _ := sup.DeviceOf(p); return d },
+					})
+					st = sup.Stats()
+					band, peakMax = 0.875, 0.92 // 7 loads of 10 GiB fit under 72 GiB
+				} else {
+					sc := slowAlloc(4)
+					sc.Duration, sc.Warmup = 120*time.Second, 40*time.Second
+					sc.Task = func(int) sim.Task { return sim.Task{Mem: 0.03, Ramp: tc.ramp, Hold: hold} }
+					c := newController(t, sc.Host, tuner.ControllerOptions{TargetMemory: 0.8})
+					defer c.Close()
+					sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "activity", MinSlots: 1, MaxSlots: 1000, RampThrottle: 50 * time.Millisecond,
+						Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: uint64(64*GiB) * 3 / 100}, SettleTime: tc.declared})
+					require.NoError(t, err)
+					res = sim.Run(sup, sc)
+					st = sup.Stats()
+					band, peakMax = 0.8, 0.82
+				}
+				life := float64(tc.ramp/2 + hold)
+				base := 0.2
+				if tc.gpu {
+					base = 0
+				}
+				ceiling := base + (band-base)*life/float64(tc.ramp+hold)
+				t.Logf("peak %.3f mean %.3f (ceiling %.3f) settle %v (true %v, declared %v)", res.Peak, res.Mean, ceiling, st.SettleTime, tc.ramp, tc.declared)
+				assert.LessOrEqual(t, res.Peak, peakMax, "no overshoot")
+				assert.Zero(t, res.Above1)
+				assert.InDelta(t, 1, float64(st.SettleTime)/float64(tc.ramp), 0.45, "learned settle time within ±45%% of the true ramp")
+				assert.GreaterOrEqual(t, res.Mean, 0.9*ceiling, "utilization after learning")
+				assert.Zero(t, res.Outstanding)
+			})
+		})
+	}
+}

@@ -30,6 +30,11 @@ type SlotSupplier struct {
 	inFlight       int // reserved, or used and settling
 	observed       int // used slots whose footprint was seen (settled or ended)
 	learnN         int // learning steps taken
+	// The settle time's fit (see settleFit), the resource it learns from (0:
+	// none) and scratch for one reading.
+	fit      settleFit
+	settleOn Resource
+	shows    [nSettle]float64
 	// Releases credited at once (see reclaim), and whether a used slot's
 	// footprint was released since the latest reading.
 	promptMem, promptGPU reclaim
@@ -77,6 +82,13 @@ func NewSlotSupplier(c *Controller, opts SlotSupplierOptions) (*SlotSupplier, er
 			cpu: opts.CostFloor.CPUCores, mem: float64(opts.CostFloor.MemoryBytes), gpu: float64(opts.CostFloor.GPUMemoryBytes),
 		},
 	}
+	s.fit = newSettleFit(s.settle)
+	switch {
+	case need&GPUMemory != 0:
+		s.settleOn = GPUMemory
+	case need&Memory != 0:
+		s.settleOn = Memory
+	}
 	c.mu.Lock()
 	c.suppliers = append(c.suppliers, s)
 	c.mu.Unlock()
@@ -101,6 +113,9 @@ type Stats struct {
 	Granted      uint64
 	Refused      map[Reason]uint64
 	Cost         Cost // current (learned) cost per slot
+	// SettleTime is the current (learned) time a used slot's footprint
+	// takes to show in the readings.
+	SettleTime time.Duration
 	// PromptRelease is the resources for which readings have confirmed that
 	// a released slot's footprint is gone by the next reading, so releases
 	// give it back to the budget at once.
@@ -113,6 +128,7 @@ func (s *SlotSupplier) Stats() Stats {
 	s.c.mu.Lock()
 	st.Issued, st.Used, st.Granted = s.issued, s.used, s.granted
 	st.Cost = Cost{CPUCores: s.est.cpu, MemoryBytes: uint64(s.est.mem), GPUMemoryBytes: uint64(s.est.gpu)}
+	st.SettleTime = time.Duration(s.settle)
 	if s.promptMem.prompt() {
 		st.PromptRelease |= Memory
 	}
@@ -252,8 +268,10 @@ func (s *SlotSupplier) MarkSlotUsed(info worker.SlotMarkUsedInfo) {
 	if sl.permit == p && sl.usedAt < 0 {
 		sl.usedAt = now
 		s.used++
+		s.fit.slots++
 		c.unhold(sl)
 		c.pending.push(sl)
+		c.used.push(sl)
 	}
 	c.mu.Unlock()
 }
@@ -304,7 +322,7 @@ func (s *SlotSupplier) release(sl *slot) {
 	if sl.usedAt < 0 {
 		c.unhold(sl)
 		s.inFlight--
-	} else if sl.inPending {
+	} else if sl.l[inPending].in {
 		c.pending.remove(sl)
 		s.inFlight--
 		if c.usageOK && c.gpuOK {
@@ -356,7 +374,8 @@ func (s *SlotSupplier) release(sl *slot) {
 	}
 	s.issued--
 	sl.permit = nil
-	sl.next = s.free
+	c.used.remove(sl)
+	sl.nextFree = s.free
 	s.free = sl
 }
 
@@ -434,7 +453,7 @@ func (s *SlotSupplier) admit(now int64, kind int8) (*slot, Reason, time.Duration
 	}
 	sl := s.free
 	if sl != nil {
-		s.free = sl.next
+		s.free = sl.nextFree
 	} else {
 		sl = &slot{sup: s}
 	}
