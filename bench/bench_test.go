@@ -114,7 +114,7 @@ var suppliers = []struct {
 // followed by its ReleaseSlot, so every iteration finds a free slot.
 func BenchmarkTryReserveSlot(b *testing.B) {
 	for _, s := range suppliers {
-		b.Run(s.name, func(b *testing.B) {
+		b.Run("impl="+s.name+"/mode=serial", func(b *testing.B) {
 			sup := s.make(b)
 			rel := &testutil.ReleaseInfo{} // reused: measure the supplier, not interface boxing
 			b.ReportAllocs()
@@ -127,7 +127,7 @@ func BenchmarkTryReserveSlot(b *testing.B) {
 				sup.ReleaseSlot(rel)
 			}
 		})
-		b.Run(s.name+"/parallel", func(b *testing.B) {
+		b.Run("impl="+s.name+"/mode=parallel", func(b *testing.B) {
 			sup := s.make(b)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
@@ -151,7 +151,7 @@ func BenchmarkTryReserveSlot(b *testing.B) {
 func BenchmarkReserveUseRelease(b *testing.B) {
 	ctx := context.Background()
 	for _, s := range suppliers {
-		b.Run(s.name, func(b *testing.B) {
+		b.Run("impl="+s.name+"/mode=serial", func(b *testing.B) {
 			sup := s.make(b)
 			used, rel := &testutil.MarkUsedInfo{}, &testutil.ReleaseInfo{}
 			b.ReportAllocs()
@@ -165,7 +165,7 @@ func BenchmarkReserveUseRelease(b *testing.B) {
 				sup.ReleaseSlot(rel)
 			}
 		})
-		b.Run(s.name+"/parallel", func(b *testing.B) {
+		b.Run("impl="+s.name+"/mode=parallel", func(b *testing.B) {
 			sup := s.make(b)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {

@@ -28,9 +28,23 @@
 // slot, never below SlotSupplierOptions.CostFloor. pending_r is the part of
 // issued slots' cost not yet visible: a reserved slot counts its whole cost
 // (it can become a task at any moment and cannot be revoked); once used, its
-// share falls linearly to zero over SettleTime as its footprint appears.
-// Pending is taken at the time of the reading it is added to, never later:
-// what appeared since is in neither.
+// share falls linearly to zero over the settle time as its footprint
+// appears. Pending is taken at the time of the reading it is added to, never
+// later: what appeared since is in neither.
+//
+// The settle time starts as SlotSupplierOptions.SettleTime and is learned:
+// the supplier compares the readings with the footprint its used slots would
+// show under candidate settle times (a quarter to eight times the declared
+// one) and moves when another fits clearly better, lengthening at once and
+// shortening in steps. A load declared too short would otherwise stop
+// counting as pending before it showed, and admission would overshoot like a
+// reactive tuner's.
+//
+// A released slot's footprint stays in the budget until a reading shows it
+// gone, unless readings have shown, four in a row, that this supplier's
+// released footprint is gone by the next one (work in a subprocess that has
+// exited, say): then releases give it back at once, and a reading that shows
+// it still there withdraws that (Stats.PromptRelease).
 //
 // Until a few of its slots have been seen in the readings, a supplier probes:
 // it keeps at most 1, 2, 4, then 8 slots in flight, so that a prior that is
@@ -49,7 +63,8 @@
 // lock and compares the slot's cost with it: no syscall, no clock read unless
 // the supplier has a RampThrottle, no walk over pending slots. Permits are
 // never reused (the SDK reads a permit after ReleaseSlot returns and keys a
-// map by it), so they are carved from blocks of 32: one allocation per 32
-// reservations. ReserveSlot waits for a release, a new reading or the ramp
+// map by it), so they are carved from blocks of 21: one allocation per 21
+// reservations, the same bytes per reservation as the SDK's fixed-size
+// supplier. ReserveSlot waits for a release, a new reading or the ramp
 // throttle, never in a polling loop.
 package tuner
