@@ -10,14 +10,19 @@ import (
 // Metric names. All are asynchronous (observed at collection), so the slot
 // hot path pays nothing for them.
 const (
-	MetricUsage          = "headroom.resource.usage"  // gauge, fraction; attrs resource, device
-	MetricTarget         = "headroom.resource.target" // gauge, fraction; attr resource
-	MetricSlotsIssued    = "headroom.slots.issued"    // gauge; attr supplier
-	MetricSlotsUsed      = "headroom.slots.used"      // gauge; attr supplier
-	MetricSlotsAvailable = "headroom.slots.available" // gauge: MaxSlots − issued; attr supplier
-	MetricSlotsGranted   = "headroom.slots.granted"   // counter; attr supplier
-	MetricSlotsRefused   = "headroom.slots.refused"   // counter; attrs supplier, reason
-	MetricSlotCost       = "headroom.slot.cost"       // gauge, learned cost (cores or bytes); attrs supplier, resource
+	MetricUsage          = "headroom.resource.usage"   // gauge, fraction; attrs resource, device
+	MetricTarget         = "headroom.resource.target"  // gauge, fraction; attr resource
+	MetricSlotsIssued    = "headroom.slots.issued"     // gauge; attr supplier
+	MetricSlotsUsed      = "headroom.slots.used"       // gauge; attr supplier
+	MetricSlotsAvailable = "headroom.slots.available"  // gauge: MaxSlots − issued; attr supplier
+	MetricSlotsGranted   = "headroom.slots.granted"    // counter; attr supplier
+	MetricSlotsRefused   = "headroom.slots.refused"    // counter; attrs supplier, reason
+	MetricSlotCost       = "headroom.slot.cost"        // gauge, learned cost (cores or bytes); attrs supplier, resource
+	MetricSettleTime     = "headroom.slot.settle_time" // gauge, seconds, learned; attr supplier
+	// MetricPromptRelease is 1 where readings have confirmed that released
+	// footprint is gone by the next reading, so releases are credited at
+	// once; attrs supplier, resource (memory, gpu_memory).
+	MetricPromptRelease  = "headroom.slot.prompt_release"
 	MetricSensorFailures = "headroom.sensor.failures" // counter of transitions into unusable readings
 )
 
@@ -66,6 +71,14 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	settle, err := meter.Float64ObservableGauge(MetricSettleTime, metric.WithUnit("s"), metric.WithDescription("How long a used slot's footprint takes to show in the readings (learned)"))
+	if err != nil {
+		return nil, err
+	}
+	prompt, err := meter.Int64ObservableGauge(MetricPromptRelease, metric.WithDescription("1 if releases give their footprint back at once (confirmed by readings)"))
+	if err != nil {
+		return nil, err
+	}
 	sensor, err := meter.Int64ObservableCounter(MetricSensorFailures, metric.WithDescription("Transitions into unusable readings"))
 	if err != nil {
 		return nil, err
@@ -102,10 +115,14 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 			sup               *SlotSupplier
 			granted           uint64
 			refused           [numReasons]uint64
+			settle            int64
+			promptMem         bool
+			promptGPU         bool
 		}
 		rows := make([]row, 0, len(c.suppliers))
 		for _, s := range c.suppliers {
-			rows = append(rows, row{s.name, s.issued, s.used, s.opts.MaxSlots, s.est, s, s.granted, s.refused})
+			rows = append(rows, row{s.name, s.issued, s.used, s.opts.MaxSlots, s.est, s, s.granted, s.refused,
+				s.settle, s.promptMem.prompt(), s.promptGPU.prompt()})
 		}
 		failures := c.sensorErr
 		c.mu.Unlock()
@@ -129,9 +146,23 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 					o.ObserveFloat64(cost, x.v, metric.WithAttributes(attribute.String("supplier", r.name), attribute.String("resource", x.name)))
 				}
 			}
+			o.ObserveFloat64(settle, float64(r.settle)/1e9, sup)
+			for _, x := range []struct {
+				name   string
+				prompt bool
+				on     bool
+			}{{"memory", r.promptMem, r.sup.need&Memory != 0}, {"gpu_memory", r.promptGPU, r.sup.need&GPUMemory != 0}} {
+				if x.on {
+					v := int64(0)
+					if x.prompt {
+						v = 1
+					}
+					o.ObserveInt64(prompt, v, metric.WithAttributes(attribute.String("supplier", r.name), attribute.String("resource", x.name)))
+				}
+			}
 		}
 		return nil
-	}, usage, target, issued, used, avail, granted, refused, cost, sensor)
+	}, usage, target, issued, used, avail, granted, refused, cost, settle, prompt, sensor)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,9 @@ func TestMetrics(t *testing.T) {
 	assert.Equal(t, 1.0, got[tuner.MetricSlotsRefused]["reason=memory,supplier=gpu-pool"])
 	assert.Equal(t, 1.0, got[tuner.MetricSlotsGranted]["supplier=gpu-pool"])
 	assert.Equal(t, float64(1<<20), got[tuner.MetricSlotCost]["resource=memory,supplier=gpu-pool"])
+	assert.Equal(t, tuner.DefaultSettleTime.Seconds(), got[tuner.MetricSettleTime]["supplier=gpu-pool"], "declared, nothing learned yet")
+	assert.Equal(t, 0.0, got[tuner.MetricPromptRelease]["resource=memory,supplier=gpu-pool"], "no release seen yet")
+	assert.NotContains(t, got[tuner.MetricPromptRelease], "resource=gpu_memory,supplier=gpu-pool", "not a GPU supplier")
 	assert.Contains(t, got, tuner.MetricSensorFailures)
 	sup.ReleaseSlot(testutil.ReleaseInfo{P: p})
 }
