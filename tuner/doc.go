@@ -63,7 +63,7 @@
 // lock and compares the slot's cost with it: no syscall, no clock read unless
 // the supplier has a RampThrottle, no walk over pending slots. Permits are
 // never reused (the SDK reads a permit after ReleaseSlot returns and keys a
-// map by it), so they are carved from blocks of 21: one allocation per 21
+// map by it), so they are carved from blocks of 170: one allocation per 170
 // reservations, the same bytes per reservation as the SDK's fixed-size
 // supplier. ReserveSlot waits for a release, a new reading or the ramp
 // throttle, never in a polling loop.
