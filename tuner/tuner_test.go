@@ -210,13 +210,22 @@ func TestReserveSlotCancel(t *testing.T) {
 	})
 }
 
+// oneSlotHeld returns a one-slot supplier whose slot is held, on a controller
+// that publishes no new snapshot for an hour: only a release can wake a
+// reserver.
+func oneSlotHeld(t *testing.T) (*tuner.SlotSupplier, *worker.SlotPermit) {
+	t.Helper()
+	c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8, SampleInterval: time.Hour, StaleAfter: 100 * time.Hour})
+	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MaxSlots: 1, Resources: tuner.Memory})
+	require.NoError(t, err)
+	p := sup.TryReserveSlot(info)
+	require.NotNil(t, p)
+	return sup, p
+}
+
 func TestReserveWakesOnRelease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8, SampleInterval: time.Hour, StaleAfter: 100 * time.Hour})
-		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MaxSlots: 1, Resources: tuner.Memory})
-		require.NoError(t, err)
-		p := sup.TryReserveSlot(info)
-		require.NotNil(t, p)
+		sup, p := oneSlotHeld(t)
 		got := make(chan time.Time)
 		go func() {
 			_, _ = sup.ReserveSlot(context.Background(), info)
@@ -234,11 +243,7 @@ func TestReserveWakesOnRelease(t *testing.T) {
 // fake clock moving.
 func TestReleaseRacingARefusalWakes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, _ := fixedController(t, resources.Usage{Memory: 0.1, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetMemory: 0.8, SampleInterval: time.Hour, StaleAfter: 100 * time.Hour})
-		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{TrustCost: true, MaxSlots: 1, Resources: tuner.Memory})
-		require.NoError(t, err)
-		p := sup.TryReserveSlot(info)
-		require.NotNil(t, p)
+		sup, p := oneSlotHeld(t)
 		start := time.Now()
 		for range 2000 {
 			got := make(chan *worker.SlotPermit)
