@@ -68,6 +68,11 @@ type Controller struct {
 	// which that reading showed and the next should not (see reclaim).
 	relMem float64
 	relGPU [maxDevices]float64
+	// How far the latest reading sits below the model (bytes): room that
+	// reading already gives, which prompt releases must not credit again
+	// (see deficit).
+	memDeficit float64
+	gpuDeficit [maxDevices]float64
 	// Recent learning residuals per resource.
 	cpuResid, memResid, gpuResid median3
 	sensorErr                    uint64 // transitions into failing readings
@@ -342,6 +347,7 @@ func (c *Controller) resync(s *resources.Snapshot) {
 		if lim := float64(u.MemoryLimitBytes); lim > 0 {
 			mem -= (c.settledMem + m.vmem) / lim
 			released = c.memNoise.released(mem, c.relMem/lim)
+			c.memDeficit = deficit(c.baseMem, c.baseSet, c.settledMem+m.vmem, float64(u.MemoryBytes))
 		}
 		c.relMem = 0
 		for _, sup := range c.suppliers {
@@ -367,6 +373,7 @@ func (c *Controller) resync(s *resources.Snapshot) {
 			total := float64(d.TotalBytes)
 			e := (float64(d.UsedBytes) - c.settledGPU[i] - m.vgpu[i]) / total
 			released = released.and(c.gpuNoise[i].released(e, c.relGPU[i]/total))
+			c.gpuDeficit[i] = deficit(c.devBase[i], c.devBase[i] >= 0, c.settledGPU[i]+m.vgpu[i], float64(d.UsedBytes))
 			c.relGPU[i] = 0
 			c.gpuNoise[i].add(e)
 		}
@@ -799,6 +806,10 @@ type noise struct {
 	n           int
 	ring        [noiseWindow]float64
 	margin      float64
+	// The residuals themselves, and their median: the level a reading sits
+	// at when nothing unusual happens (see released and deficit).
+	resid [noiseWindow]float64
+	level float64
 }
 
 const noiseWindow = 16
@@ -816,6 +827,12 @@ func (z *noise) add(r float64) {
 		slices.Sort(sorted[:k])
 		z.margin = sorted[k/2] // the upper median
 	}
+	z.resid[z.n%noiseWindow] = r
+	k := min(z.n+1, noiseWindow)
+	var sorted [noiseWindow]float64
+	copy(sorted[:], z.resid[:k])
+	slices.Sort(sorted[:k])
+	z.level = sorted[k/2]
 	z.prev2, z.prev = z.prev, r
 	z.n++
 }

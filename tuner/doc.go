@@ -44,7 +44,9 @@
 // gone, unless readings have shown, four in a row, that this supplier's
 // released footprint is gone by the next one (work in a subprocess that has
 // exited, say): then releases give it back at once, and a reading that shows
-// it still there withdraws that (Stats.PromptRelease).
+// it still there withdraws that (Stats.PromptRelease). Memory a task freed
+// before its slot came back is already room in the latest reading and is
+// not credited twice.
 //
 // Until a few of its slots have been seen in the readings, a supplier probes:
 // it keeps at most 1, 2, 4, then 8 slots in flight, so that a prior that is

@@ -132,22 +132,27 @@ func TestNoisyReadingsNoOvershoot(t *testing.T) {
 // reading after reading, that released footprints are gone by the next one.
 // Memory that outlives its task (Linger longer than the sample interval)
 // must never earn that: crediting it would admit new work on top of memory
-// still in use.
+// still in use. Memory freed before the release (the activity's completion
+// round trip, ReleaseDelay) earns it, but a reading taken in between already
+// gave that room to the budget: crediting it again would put one load too
+// many on a device.
 func TestPromptReleaseIsLearned(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		linger time.Duration
-		prompt bool
+		name          string
+		linger, delay time.Duration
+		prompt        bool
 	}{
-		{"freed at release", 0, true},
-		{"lingers 1 s", time.Second, false},
-		{"lingers 300 ms", 300 * time.Millisecond, false},
+		{"freed at release", 0, 0, true},
+		{"freed a reading before release", 0, 150 * time.Millisecond, true},
+		{"freed three readings before release", 0, 350 * time.Millisecond, true},
+		{"lingers 1 s", time.Second, 0, false},
+		{"lingers 300 ms", 300 * time.Millisecond, 0, false},
 	} {
 		t.Run("memory/"+tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				sc := slowAlloc(4)
 				sc.Task = func(int) sim.Task {
-					return sim.Task{Mem: 0.03, Ramp: 2 * time.Second, Hold: 3 * time.Second, Linger: tc.linger}
+					return sim.Task{Mem: 0.03, Ramp: 2 * time.Second, Hold: 3 * time.Second, Linger: tc.linger, ReleaseDelay: tc.delay}
 				}
 				c := newController(t, sc.Host, tuner.ControllerOptions{TargetMemory: 0.8})
 				defer c.Close()
@@ -163,7 +168,7 @@ func TestPromptReleaseIsLearned(t *testing.T) {
 		t.Run("gpu/"+tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				h := &sim.Host{BaseMem: 0.1, Devices: []sim.Device{{UUID: "GPU-0", Total: 80 * GiB}, {UUID: "GPU-1", Total: 80 * GiB}}}
-				res, sup := runGPU(t, h, 0.9, 4, tc.linger)
+				res, sup := runGPU(t, h, 0.9, 4, tc.linger, tc.delay)
 				st := sup.Stats()
 				t.Logf("peak %.3f mean %.3f prompt %v", res.Peak, res.Mean, st.PromptRelease)
 				assert.Equal(t, tc.prompt, st.PromptRelease&tuner.GPUMemory != 0, "prompt release learned")

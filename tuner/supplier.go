@@ -347,7 +347,9 @@ func (s *SlotSupplier) release(sl *slot) {
 		c.relMem += shown
 		s.relMem = true
 		if s.promptMem.prompt() {
-			mem += shown
+			take := min(shown, c.memDeficit)
+			c.memDeficit -= take
+			mem += shown - take
 		}
 	}
 	c.memRoom += mem
@@ -357,7 +359,9 @@ func (s *SlotSupplier) release(sl *slot) {
 			c.relGPU[sl.device] += shown
 			s.relGPU = true
 			if s.promptGPU.prompt() {
-				gpu += shown
+				take := min(shown, c.gpuDeficit[sl.device])
+				c.gpuDeficit[sl.device] -= take
+				gpu += shown - take
 			}
 		}
 		c.gpuRoom[sl.device] += gpu

@@ -280,7 +280,7 @@ func TestWorkflowPollersNeverStarve(t *testing.T) {
 // runGPU runs 10 GiB model loads (3 s ramp, 5 s hold) on h's devices through
 // a GPU supplier with the matching prior; tasks run on the device their
 // permit was bound to.
-func runGPU(t *testing.T, h *sim.Host, target float64, pollers int, linger time.Duration) (sim.Result, *tuner.SlotSupplier) {
+func runGPU(t *testing.T, h *sim.Host, target float64, pollers int, linger, releaseDelay time.Duration) (sim.Result, *tuner.SlotSupplier) {
 	c := newController(t, h, tuner.ControllerOptions{TargetMemory: 0.9, TargetGPUMemory: target})
 	defer c.Close()
 	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "gpu", MaxSlots: 100, RampThrottle: 50 * time.Millisecond,
@@ -289,7 +289,7 @@ func runGPU(t *testing.T, h *sim.Host, target float64, pollers int, linger time.
 	res := sim.Run(sup, sim.Scenario{
 		Host: h, Tasks: 100000, Pollers: pollers, Duration: 40 * time.Second, Warmup: 8 * time.Second, Resource: "gpu", Target: target,
 		Task: func(int) sim.Task {
-			return sim.Task{GPU: 10 * GiB, Ramp: 3 * time.Second, Hold: 5 * time.Second, Linger: linger}
+			return sim.Task{GPU: 10 * GiB, Ramp: 3 * time.Second, Hold: 5 * time.Second, Linger: linger, ReleaseDelay: releaseDelay}
 		},
 		Device: func(p *worker.SlotPermit) string { d, _ := sup.DeviceOf(p); return d },
 	})
@@ -299,7 +299,7 @@ func runGPU(t *testing.T, h *sim.Host, target float64, pollers int, linger time.
 func TestGPUTwoDevicesFillBoth(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := &sim.Host{BaseMem: 0.1, Devices: []sim.Device{{UUID: "GPU-0", Total: 80 * GiB}, {UUID: "GPU-1", Total: 80 * GiB}}}
-		res, sup := runGPU(t, h, 0.9, 4, 0)
+		res, sup := runGPU(t, h, 0.9, 4, 0, 0)
 		t.Logf("gpu: peak %.3f per device %v mean %.3f done %d", res.Peak, res.PerDevicePeak, res.Mean, res.Completed)
 		assert.LessOrEqual(t, res.Peak, 0.92)
 		for _, d := range []string{"GPU-0", "GPU-1"} {
@@ -313,7 +313,7 @@ func TestGPUTwoDevicesFillBoth(t *testing.T) {
 func TestGPUSingleDeviceSlowLoad(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := &sim.Host{BaseMem: 0.1, Devices: []sim.Device{{UUID: "GPU-0", Total: 80 * GiB}}}
-		res, _ := runGPU(t, h, 0.9, 2, 0)
+		res, _ := runGPU(t, h, 0.9, 2, 0, 0)
 		t.Logf("gpu: peak %.3f mean %.3f done %d", res.Peak, res.Mean, res.Completed)
 		assert.LessOrEqual(t, res.Peak, 0.92)
 		assert.Greater(t, res.Peak, 0.8, "fills the device")

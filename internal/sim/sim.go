@@ -31,6 +31,9 @@ type Task struct {
 	// Linger is how long the task's memory (host and GPU) outlives it: a
 	// caching allocator, a process that exits after the activity returned.
 	Linger time.Duration
+	// ReleaseDelay is how long after the task ends (its memory freed, unless
+	// it lingers) its slot is released: the activity's completion round trip.
+	ReleaseDelay time.Duration
 }
 
 // Device is a simulated GPU.
@@ -250,6 +253,9 @@ func Run(sup worker.SlotSupplier, sc Scenario) Result {
 					defer tasks.Done()
 					time.Sleep(t.Ramp + t.Hold)
 					h.Stop(id)
+					if t.ReleaseDelay > 0 {
+						time.Sleep(t.ReleaseDelay)
+					}
 					completed.Add(1)
 					issued.Add(-1)
 					sup.ReleaseSlot(testutil.ReleaseInfo{P: permit})
