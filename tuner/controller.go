@@ -346,8 +346,9 @@ func (c *Controller) resync(s *resources.Snapshot) {
 		var released verdict
 		if lim := float64(u.MemoryLimitBytes); lim > 0 {
 			mem -= (c.settledMem + m.vmem) / lim
-			released = c.memNoise.released(mem, c.relMem/lim)
-			c.memDeficit = deficit(c.baseMem, c.baseSet, c.settledMem+m.vmem, float64(u.MemoryBytes))
+			surplus := unmodeled(c.baseMem, c.baseSet, c.settledMem+m.vmem, float64(u.MemoryBytes))
+			released = releaseVerdict(surplus/lim, c.relMem/lim, c.memNoise.margin).and(c.memNoise.jumpVerdict(mem, c.relMem/lim))
+			c.memDeficit = deficit(surplus)
 		}
 		c.relMem = 0
 		for _, sup := range c.suppliers {
@@ -372,8 +373,9 @@ func (c *Controller) resync(s *resources.Snapshot) {
 			}
 			total := float64(d.TotalBytes)
 			e := (float64(d.UsedBytes) - c.settledGPU[i] - m.vgpu[i]) / total
-			released = released.and(c.gpuNoise[i].released(e, c.relGPU[i]/total))
-			c.gpuDeficit[i] = deficit(c.devBase[i], c.devBase[i] >= 0, c.settledGPU[i]+m.vgpu[i], float64(d.UsedBytes))
+			surplus := unmodeled(c.devBase[i], c.devBase[i] >= 0, c.settledGPU[i]+m.vgpu[i], float64(d.UsedBytes))
+			released = released.and(releaseVerdict(surplus/total, c.relGPU[i]/total, c.gpuNoise[i].margin)).and(c.gpuNoise[i].jumpVerdict(e, c.relGPU[i]/total))
+			c.gpuDeficit[i] = deficit(surplus)
 			c.relGPU[i] = 0
 			c.gpuNoise[i].add(e)
 		}
@@ -806,10 +808,6 @@ type noise struct {
 	n           int
 	ring        [noiseWindow]float64
 	margin      float64
-	// The residuals themselves, and their median: the level a reading sits
-	// at when nothing unusual happens (see released and deficit).
-	resid [noiseWindow]float64
-	level float64
 }
 
 const noiseWindow = 16
@@ -827,12 +825,6 @@ func (z *noise) add(r float64) {
 		slices.Sort(sorted[:k])
 		z.margin = sorted[k/2] // the upper median
 	}
-	z.resid[z.n%noiseWindow] = r
-	k := min(z.n+1, noiseWindow)
-	var sorted [noiseWindow]float64
-	copy(sorted[:], z.resid[:k])
-	slices.Sort(sorted[:k])
-	z.level = sorted[k/2]
 	z.prev2, z.prev = z.prev, r
 	z.n++
 }

@@ -41,7 +41,7 @@
 // reactive tuner's.
 //
 // A released slot's footprint stays in the budget until a reading shows it
-// gone, unless readings have shown, four in a row, that this supplier's
+// gone, unless readings have shown, eight in a row, that this supplier's
 // released footprint is gone by the next one (work in a subprocess that has
 // exited, say): then releases give it back at once, and a reading that shows
 // it still there withdraws that (Stats.PromptRelease). Memory a task freed

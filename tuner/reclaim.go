@@ -17,7 +17,7 @@ import "math"
 // reclaimProbe is how many readings in a row must confirm that a
 // supplier's released footprint was gone before releases are credited at
 // once.
-const reclaimProbe = 4
+const reclaimProbe = 8
 
 // verdict is what one reading says about the footprint released before it.
 type verdict uint8
@@ -47,36 +47,63 @@ func (r *reclaim) judge(v verdict) {
 // prompt reports whether releases are credited at once.
 func (r *reclaim) prompt() bool { return r.confirmed >= reclaimProbe }
 
-// released judges a new residual e (reading minus model, as a fraction of
-// capacity, the model no longer holding slots released since the previous
-// reading) against rel, the footprint those slots had in that reading. If
-// the memory was freed, e is at its usual level; if not, it is above it by
-// rel. The usual level is the median of recent residuals, so that a task
-// freeing its memory a reading or two before its slot is released (low
-// residuals until the release takes it out of the model) does not count
-// against it. A footprint within twice the noise margin cannot be told apart
-// from noise.
-func (z *noise) released(e, rel float64) verdict {
-	if rel <= 0 || z.n < 2 || rel <= 2*z.margin {
+// unmodeled is what a reading shows beyond what the model expects (bytes):
+// the reading minus the idle baseline and the footprint of used slots. NaN
+// while no baseline has been learned.
+func unmodeled(base float64, baseKnown bool, footprint, reading float64) float64 {
+	if !baseKnown {
+		return math.NaN()
+	}
+	return reading - base - footprint
+}
+
+// releaseVerdict judges a reading taken after slots were released whose
+// footprint in the previous reading was rel, the model no longer holding
+// them: surplus is what the reading shows beyond the model (fractions of
+// capacity). Memory that outlived its task shows as surplus; memory freed at
+// or before the release does not. Surplus is measured from the learned idle
+// baseline, not from recent readings: when released memory always lingers a
+// while, recent readings are all high, and each release is offset by an
+// older one expiring. A footprint within twice the noise margin cannot be
+// told apart from noise.
+func releaseVerdict(surplus, rel, margin float64) verdict {
+	if rel <= 0 || rel <= 2*margin || math.IsNaN(surplus) {
 		return unknown
 	}
-	if e-z.level < rel/2 {
+	if surplus < rel/2 {
 		return freed
 	}
 	return kept
 }
 
-// deficit is how far a reading sits below what the model expects (bytes):
-// the idle baseline plus the footprint of used slots. Most often that is
-// memory a task freed before its slot was released (the activity's
-// completion round trip): the reading already gives that room to the budget,
-// so a prompt release must not credit it again. Measured against the learned
-// baseline rather than recent readings, because when every task frees a
-// little before its release, recent readings are all low. Without a baseline
-// yet, nothing may be credited.
-func deficit(base float64, baseKnown bool, footprint, reading float64) float64 {
-	if !baseKnown {
+// jumpVerdict judges the same reading by its residual e (reading minus
+// model, fraction of capacity) against the two before it: freed memory
+// leaves e where it was, memory still held raises it by rel. The larger of
+// the two is the reference, so that memory freed one reading before the
+// release (one low residual) is not held against it.
+//
+// Neither test is enough alone. The surplus test is fooled when learning has
+// folded lingering memory into the cost per slot (the model then explains
+// it); the jump test is fooled when an older release's memory expires in the
+// same interval. A reading counts as freed only if both say so.
+func (z *noise) jumpVerdict(e, rel float64) verdict {
+	if rel <= 0 || z.n < 2 || rel <= 2*z.margin {
+		return unknown
+	}
+	if e-max(z.prev, z.prev2) < rel/2 {
+		return freed
+	}
+	return kept
+}
+
+// deficit is how far a reading sits below the model (bytes, from
+// unmodeled's surplus). Most often that is memory a task freed before its
+// slot was released (the activity's completion round trip): the reading
+// already gives that room to the budget, so a prompt release must not
+// credit it again. Without a baseline yet, nothing may be credited.
+func deficit(surplus float64) float64 {
+	if math.IsNaN(surplus) {
 		return math.Inf(1)
 	}
-	return max(0, base+footprint-reading)
+	return max(0, -surplus)
 }

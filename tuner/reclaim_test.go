@@ -1,32 +1,55 @@
 package tuner
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
-func TestReleasedVerdict(t *testing.T) {
-	// history: residuals added before the reading; e: the new residual; rel:
-	// the released footprint (fractions of capacity).
+func TestReleaseVerdict(t *testing.T) {
+	nan := math.NaN()
 	for _, tc := range []struct {
-		name    string
-		history []float64
-		e, rel  float64
-		want    verdict
+		name                 string
+		surplus, rel, margin float64
+		want                 verdict
 	}{
-		{"nothing released", []float64{0, 0, 0}, 0, 0, unknown},
-		{"no history", []float64{0}, 0, 0.03, unknown},
-		{"freed: residual unchanged", []float64{0.01, 0.01, 0.01}, 0.01, 0.03, freed},
-		{"kept: residual rose by the footprint", []float64{0.01, 0.01, 0.01}, 0.04, 0.03, kept},
-		{"kept: most of it still there", []float64{0, 0, 0}, 0.02, 0.03, kept},
-		{"freed: under half still there", []float64{0, 0, 0}, 0.014, 0.03, freed},
-		{"freed early: one low residual before the release is not held against it", []float64{0, 0, 0, 0, 0, 0, -0.03}, 0, 0.03, freed},
-		{"too small to tell from the noise", []float64{0, 0.02, -0.02, 0.02, -0.02, 0.02}, 0.05, 0.03, unknown},
+		{"nothing released", 0, 0, 0, unknown},
+		{"no baseline yet", nan, 0.03, 0, unknown},
+		{"freed: the reading matches the model", 0, 0.03, 0.001, freed},
+		{"freed early: the reading is below the model", -0.05, 0.03, 0.001, freed},
+		{"kept: the released footprint is still there", 0.03, 0.03, 0.001, kept},
+		{"kept: most of it is still there", 0.02, 0.03, 0.001, kept},
+		{"freed: under half is still there", 0.014, 0.03, 0.001, freed},
+		{"kept: lingering from earlier releases too", 0.12, 0.03, 0.001, kept},
+		{"too small to tell from the noise", 0.05, 0.03, 0.02, unknown},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var z noise
-			for _, r := range tc.history {
-				z.add(r)
+			if got := releaseVerdict(tc.surplus, tc.rel, tc.margin); got != tc.want {
+				t.Errorf("releaseVerdict(%v, %v, %v) = %v, want %v", tc.surplus, tc.rel, tc.margin, got, tc.want)
 			}
-			if got := z.released(tc.e, tc.rel); got != tc.want {
-				t.Errorf("released(%v, %v) after %v (margin %.3f) = %v, want %v", tc.e, tc.rel, tc.history, z.margin, got, tc.want)
+		})
+	}
+}
+
+func TestDeficit(t *testing.T) {
+	const gib = 1 << 30
+	for _, tc := range []struct {
+		name                              string
+		base                              float64
+		known                             bool
+		footprint, reading, want, surplus float64
+	}{
+		{"no baseline: credit nothing", 0, false, 0, 0, math.Inf(1), math.NaN()},
+		{"reading as modeled", 10 * gib, true, 20 * gib, 30 * gib, 0, 0},
+		{"a task's 10 GiB freed before its release", 10 * gib, true, 20 * gib, 20 * gib, 10 * gib, -10 * gib},
+		{"lingering memory is surplus, not deficit", 10 * gib, true, 20 * gib, 35 * gib, 0, 5 * gib},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := unmodeled(tc.base, tc.known, tc.footprint, tc.reading)
+			if !(s == tc.surplus || math.IsNaN(s) && math.IsNaN(tc.surplus)) {
+				t.Errorf("unmodeled = %v, want %v", s, tc.surplus)
+			}
+			if d := deficit(s); d != tc.want {
+				t.Errorf("deficit = %v, want %v", d, tc.want)
 			}
 		})
 	}
@@ -38,8 +61,8 @@ func TestReclaimTrust(t *testing.T) {
 		v    verdict
 		want bool
 	}{
-		{freed, false}, {freed, false}, {unknown, false}, {freed, false}, {freed, true},
-		{unknown, true}, {kept, false}, {freed, false}, {freed, false}, {freed, false}, {freed, true},
+		{freed, false}, {freed, false}, {unknown, false}, {freed, false}, {freed, false}, {freed, false}, {freed, false}, {freed, false}, {freed, true},
+		{unknown, true}, {kept, false}, {freed, false}, {freed, false}, {freed, false}, {freed, false}, {freed, false}, {freed, false}, {freed, false}, {freed, true},
 	}
 	for i, s := range steps {
 		r.judge(s.v)
