@@ -66,8 +66,7 @@ type Controller struct {
 	lastGPUAt              time.Time
 	// Footprint of used slots released since the latest reading (bytes),
 	// which that reading showed and the next should not (see reclaim).
-	relMem float64
-	relGPU [maxDevices]float64
+	rels []released // used slots released, not yet judged by a reading
 	// How far the latest reading sits below the model (bytes): room that
 	// reading already gives, which prompt releases must not credit again
 	// (see deficit).
@@ -328,14 +327,14 @@ func (c *Controller) resync(s *resources.Snapshot) {
 	c.judge(s, c.nanos())
 	tu, tg := c.at(s.UsageAt), c.at(s.GPUAt)
 	m := c.modelAt(tu, tg)
-	if !c.usageOK {
-		c.relMem = 0 // a later reading cannot tell what these releases freed
-	}
-	if !c.gpuOK {
-		c.relGPU = [maxDevices]float64{}
-	}
+	// A later reading cannot tell what releases before an unusable one freed.
+	c.dropReleased(!c.usageOK, !c.gpuOK)
 	u := s.Usage
 	newUsage := c.usageOK && !s.UsageAt.Equal(c.lastUsageAt)
+	// A slot released after the reading was taken (it was in flight) may or
+	// may not be in it: such a reading teaches nothing (noise, costs, settle
+	// times), and its releases are judged by the next one.
+	ambiguous := false
 	if newUsage {
 		// Noise is what the model does not explain: the reading minus the
 		// footprint used slots are expected to have by now. Known ramps and
@@ -344,13 +343,17 @@ func (c *Controller) resync(s *resources.Snapshot) {
 		c.lastUsageAt = s.UsageAt
 		mem, cpu := u.Memory, u.CPU
 		var released verdict
+		ambiguous = c.lateReleased(tu, -1) > 0
 		if lim := float64(u.MemoryLimitBytes); lim > 0 {
-			mem -= (c.settledMem + m.vmem) / lim
-			surplus := unmodeled(c.baseMem, c.baseSet, c.settledMem+m.vmem, float64(u.MemoryBytes))
-			released = releaseVerdict(surplus/lim, c.relMem/lim, c.memNoise.margin).and(c.memNoise.jumpVerdict(mem, c.relMem/lim))
+			footprint := c.settledMem + m.vmem
+			mem -= footprint / lim
+			surplus := unmodeled(c.baseMem, c.baseSet, footprint, float64(u.MemoryBytes))
+			rel := c.takeReleased(tu, -1) / lim
+			released = releaseVerdict(surplus/lim, rel, c.memNoise.margin).and(c.memNoise.jumpVerdict(mem, rel))
 			c.memDeficit = deficit(surplus)
+		} else {
+			c.takeReleased(tu, -1)
 		}
-		c.relMem = 0
 		for _, sup := range c.suppliers {
 			if sup.relMem {
 				sup.promptMem.judge(released)
@@ -360,7 +363,9 @@ func (c *Controller) resync(s *resources.Snapshot) {
 		if u.CPUCores > 0 {
 			cpu -= (c.settledCPU + m.vcpu) / u.CPUCores
 		}
-		c.memNoise.add(mem)
+		if !ambiguous {
+			c.memNoise.add(mem)
+		}
 		c.cpuNoise.add(cpu)
 	}
 	if c.gpuOK && len(s.GPUs) > 0 && !s.GPUAt.Equal(c.lastGPUAt) {
@@ -372,13 +377,17 @@ func (c *Controller) resync(s *resources.Snapshot) {
 				continue
 			}
 			total := float64(d.TotalBytes)
-			e := (float64(d.UsedBytes) - c.settledGPU[i] - m.vgpu[i]) / total
-			surplus := unmodeled(c.devBase[i], c.devBase[i] >= 0, c.settledGPU[i]+m.vgpu[i], float64(d.UsedBytes))
-			released = released.and(releaseVerdict(surplus/total, c.relGPU[i]/total, c.gpuNoise[i].margin)).and(c.gpuNoise[i].jumpVerdict(e, c.relGPU[i]/total))
+			footprint := c.settledGPU[i] + m.vgpu[i]
+			e := (float64(d.UsedBytes) - footprint) / total
+			surplus := unmodeled(c.devBase[i], c.devBase[i] >= 0, footprint, float64(d.UsedBytes))
+			rel := c.takeReleased(tg, i) / total
+			released = released.and(releaseVerdict(surplus/total, rel, c.gpuNoise[i].margin)).and(c.gpuNoise[i].jumpVerdict(e, rel))
 			c.gpuDeficit[i] = deficit(surplus)
-			c.relGPU[i] = 0
-			c.gpuNoise[i].add(e)
+			if c.lateReleased(tg, i) == 0 { // else ambiguous, as for memory
+				c.gpuNoise[i].add(e)
+			}
 		}
+		c.expireReleased(tg) // on devices missing from the reading
 		for _, sup := range c.suppliers {
 			if sup.relGPU {
 				sup.promptGPU.judge(released)
@@ -387,7 +396,7 @@ func (c *Controller) resync(s *resources.Snapshot) {
 		}
 	}
 	c.setRooms(s, &m)
-	if newUsage && c.usageOK && c.gpuOK && c.learn(s, tu, tg) {
+	if newUsage && !ambiguous && c.usageOK && c.gpuOK && c.learn(s, tu, tg) {
 		// A settle time moved: rebuild this reading's budget with it.
 		c.repend(tu, tg)
 		m = c.modelAt(tu, tg)

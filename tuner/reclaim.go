@@ -1,6 +1,9 @@
 package tuner
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // A released slot's footprint is in the latest reading and stays in the
 // budget until a reading shows it gone: the safe default, since memory can
@@ -13,6 +16,110 @@ import "math"
 // withdraws the credit. What a reading already shows as gone (memory freed
 // before the slot came back) is room in that reading's budget and is not
 // credited again (deficit).
+
+// released is a used slot's footprint in the latest reading when it was
+// released (bytes), waiting for the first reading taken after the release to
+// judge it. A reading taken just before a release but published just after
+// it still shows the memory; judged by that one, memory freed at release
+// would look kept.
+type released struct {
+	sup      *SlotSupplier
+	at       int64 // controller clock
+	mem, gpu float64
+	dev      int
+}
+
+// noteReleased records a used slot's release for judging. Only here does a
+// release read the clock: at the end of a task, never on the reservation hot
+// path. Called with c.mu held, before the slot's contribution is cleared.
+func (c *Controller) noteReleased(sl *slot) {
+	r := released{sup: sl.sup, mem: sl.cost.mem - sl.cMem, dev: sl.device}
+	if sl.device >= 0 {
+		r.gpu = sl.cost.gpu - sl.cGPU
+	}
+	if r.mem <= 0 && r.gpu <= 0 {
+		return
+	}
+	r.at = c.nanos()
+	c.rels = append(c.rels, r)
+}
+
+// takeReleased sums, and takes out, the footprint released before t: on
+// device dev (GPU memory), or memory if dev < 0. It marks the suppliers
+// whose releases it took. Called with c.mu held.
+func (c *Controller) takeReleased(t int64, dev int) float64 {
+	var sum float64
+	for i := range c.rels {
+		r := &c.rels[i]
+		if r.at >= t {
+			continue
+		}
+		if dev < 0 && r.mem > 0 {
+			sum += r.mem
+			r.mem = 0
+			r.sup.relMem = true
+		}
+		if dev >= 0 && r.dev == dev && r.gpu > 0 {
+			sum += r.gpu
+			r.gpu = 0
+			r.sup.relGPU = true
+		}
+	}
+	c.compactReleased()
+	return sum
+}
+
+// lateReleased is the footprint of slots released at or after t (on device
+// dev, or memory if dev < 0): a reading taken at t still shows it, though
+// the model no longer holds those slots. Called with c.mu held.
+func (c *Controller) lateReleased(t int64, dev int) float64 {
+	var sum float64
+	for _, r := range c.rels {
+		if r.at < t {
+			continue
+		}
+		if dev < 0 {
+			sum += r.mem
+		} else if r.dev == dev {
+			sum += r.gpu
+		}
+	}
+	return sum
+}
+
+// dropReleased forgets the memory or GPU parts of pending releases, when a
+// reading was unusable and the next cannot tell what they freed. Called with
+// c.mu held.
+func (c *Controller) dropReleased(mem, gpu bool) {
+	if !mem && !gpu {
+		return
+	}
+	for i := range c.rels {
+		if mem {
+			c.rels[i].mem = 0
+		}
+		if gpu {
+			c.rels[i].gpu = 0
+		}
+	}
+	c.compactReleased()
+}
+
+// expireReleased forgets the GPU parts of releases before t that no device
+// reading took (the device was missing from the reading). Called with c.mu
+// held.
+func (c *Controller) expireReleased(t int64) {
+	for i := range c.rels {
+		if c.rels[i].at < t {
+			c.rels[i].gpu = 0
+		}
+	}
+	c.compactReleased()
+}
+
+func (c *Controller) compactReleased() {
+	c.rels = slices.DeleteFunc(c.rels, func(r released) bool { return r.mem <= 0 && r.gpu <= 0 })
+}
 
 // reclaimProbe is how many readings in a row must confirm that a
 // supplier's released footprint was gone before releases are credited at

@@ -100,9 +100,9 @@ func TestSlowAllocationNoOvershoot(t *testing.T) {
 			// life (2 s linear ramp, 3 s hold), so perfect packing gives exactly
 			// 0.2 + 0.6×0.8 = 0.68, and only if every ended task is replaced the
 			// instant it ends. Prompt release (learned: this host frees a task's
-			// memory when it ends) gets there: median 0.680, 0.666–0.682 over
-			// 100 runs, -race and parallel packages included (the low tail: trust
-			// withdrawn by one misread reading and earned back over eight).
+			// memory when it ends) gets there: 0.678–0.680 in 58 of 60 runs under
+			// -race with other packages running, 0.665 in the other two (the
+			// cost learned a hair high: 20 slots fit exactly, 19 did).
 			// Without it (a release waiting for the next reading) this gave
 			// 0.661–0.677; pending that does not decay after MarkSlotUsed would
 			// give 0.60.

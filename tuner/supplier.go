@@ -35,8 +35,8 @@ type SlotSupplier struct {
 	fit      settleFit
 	settleOn Resource
 	shows    [nSettle]float64
-	// Releases credited at once (see reclaim), and whether a used slot's
-	// footprint was released since the latest reading.
+	// Releases credited at once (see reclaim), and whether this supplier
+	// has releases in the reading being judged.
 	promptMem, promptGPU reclaim
 	relMem, relGPU       bool
 	free                 *slot
@@ -342,10 +342,11 @@ func (s *SlotSupplier) release(sl *slot) {
 	// there until a new reading shows it gone, unless this supplier's
 	// releases have been seen to free their footprint by the next reading.
 	c.cpuRoom += sl.cCPU
+	if sl.usedAt >= 0 {
+		c.noteReleased(sl)
+	}
 	mem := sl.cMem
 	if shown := sl.cost.mem - sl.cMem; sl.usedAt >= 0 && shown > 0 {
-		c.relMem += shown
-		s.relMem = true
 		if s.promptMem.prompt() {
 			take := min(shown, c.memDeficit)
 			c.memDeficit -= take
@@ -356,8 +357,6 @@ func (s *SlotSupplier) release(sl *slot) {
 	if sl.device >= 0 {
 		gpu := sl.cGPU
 		if shown := sl.cost.gpu - sl.cGPU; sl.usedAt >= 0 && shown > 0 {
-			c.relGPU[sl.device] += shown
-			s.relGPU = true
 			if s.promptGPU.prompt() {
 				take := min(shown, c.gpuDeficit[sl.device])
 				c.gpuDeficit[sl.device] -= take
