@@ -83,7 +83,7 @@ func runHeadroom(t *testing.T, sc scenario) (res sim.Result) {
 	synctest.Test(t, func(t *testing.T) {
 		s := sc.build()
 		src, g := s.Host.Sources()
-		opts := tuner.ControllerOptions{Source: src, SampleInterval: 100 * time.Millisecond, Logger: testutil.NopLogger}
+		opts := tuner.ControllerOptions{Source: src, SampleInterval: sampleInterval, Logger: testutil.NopLogger}
 		res := tuner.Memory
 		if sc.gpu {
 			opts.TargetGPUMemory, opts.GPU, res = s.Target, g, tuner.GPUMemory
@@ -121,7 +121,7 @@ func runSDK(t *testing.T, sc scenario) sim.Result {
 	synctest.Test(t, func(t *testing.T) {
 		s := sc.build()
 		src, _ := s.Host.Sources()
-		m, err := resources.NewMonitor(resources.MonitorOptions{Source: src, Interval: 100 * time.Millisecond, Logger: testutil.NopLogger})
+		m, err := resources.NewMonitor(resources.MonitorOptions{Source: src, Interval: sampleInterval, Logger: testutil.NopLogger})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,6 +200,13 @@ func TestScenarios(t *testing.T) {
 	}
 	t.Logf("\n%s", b.String())
 }
+
+// sampleInterval is the readings' interval for both tuners: 99 ms rather
+// than 100, so that simulated task ends (whole tenths of a second) do not
+// fall on the very instant of a reading, which a real clock never does. At a
+// tie the simulation may read before or after a task frees its memory, and
+// headroom rightly learns nothing from such a reading.
+const sampleInterval = 99 * time.Millisecond
 
 // headroomRamp: with declared costs the budget, not the ramp, prevents
 // overshoot, so headroom runs with a short ramp (the SDK keeps its 50 ms).
