@@ -286,7 +286,6 @@ func (s *SlotSupplier) ReleaseSlot(info worker.SlotReleaseInfo) {
 		return
 	}
 	c := s.c
-	snap := c.monitor.Snapshot()
 	c.mu.Lock()
 	if sl.permit != p {
 		c.mu.Unlock()
@@ -294,9 +293,12 @@ func (s *SlotSupplier) ReleaseSlot(info worker.SlotReleaseInfo) {
 		return
 	}
 	// A reading published but not yet synced was taken while this slot was
-	// held: sync first, so that the model it is compared with still holds
-	// the slot.
-	c.sync(snap)
+	// used: sync first, so that the model it is compared with still holds
+	// the slot. An unused slot is not in the model (it holds its whole cost
+	// whatever the readings say), so empty polls skip this.
+	if sl.usedAt >= 0 {
+		c.sync(c.monitor.Snapshot())
+	}
 	s.release(sl)
 	if c.waiters > 0 {
 		close(c.wake)
