@@ -412,6 +412,9 @@ type model struct {
 	pgpu       [maxDevices]float64
 	vcpu, vmem float64
 	vgpu       [maxDevices]float64
+	// What every used slot is expected to use (bytes; see floorPending).
+	emem float64
+	egpu [maxDevices]float64
 }
 
 // modelAt weighs every pending slot at the reading times tu (CPU, memory)
@@ -419,6 +422,14 @@ type model struct {
 // pending, into the settled sums. Called with c.mu held.
 func (c *Controller) modelAt(tu, tg int64) (m model) {
 	m.pcpu, m.pmem, m.pgpu = c.reservedCPU, c.reservedMem, c.reservedGPU
+	for sl := c.used.head; sl != nil; sl = sl.l[inUsed].next {
+		if sl.sup.need&Memory != 0 {
+			m.emem += sl.sup.est.mem
+		}
+		if sl.device >= 0 {
+			m.egpu[sl.device] += sl.sup.est.gpu
+		}
+	}
 	for sl := c.pending.head; sl != nil; {
 		next := sl.l[inPending].next
 		wu, wg := sl.weight(tu), 0.0
@@ -479,6 +490,10 @@ func (c *Controller) repend(tu, tg int64) {
 // held.
 func (c *Controller) setRooms(s *resources.Snapshot, m *model) {
 	u := s.Usage
+	if c.baseSet {
+		// The reading as admission sees it (the fraction), in bytes.
+		m.pmem = floorPending(m.pmem, c.reservedMem, m.emem, u.Memory*float64(u.MemoryLimitBytes)-c.baseMem)
+	}
 	c.memRoom = room(c.targetMem, u.Memory+c.memNoise.margin, float64(u.MemoryLimitBytes), m.pmem)
 	c.cpuRoom = room(c.targetCPU, u.CPU+c.cpuNoise.margin, u.CPUCores, m.pcpu)
 	for i := range c.gpuRoom {
@@ -491,8 +506,29 @@ func (c *Controller) setRooms(s *resources.Snapshot, m *model) {
 		}
 		total := float64(d.TotalBytes)
 		c.gpuSeen[i] = true
+		if c.devBase[i] >= 0 {
+			m.pgpu[i] = floorPending(m.pgpu[i], c.reservedGPU[i], m.egpu[i], float64(d.UsedBytes)-c.devBase[i])
+		}
 		c.gpuRoom[i] = room(c.targetGPU, float64(d.UsedBytes)/total, total, m.pgpu[i])
 	}
+}
+
+// floorPending keeps the pending of used slots from falling below what the
+// reading does not show yet: their expected footprint minus what is in use
+// above the idle baseline. The settle time spreads a slot's footprint
+// linearly over time, which undercounts work whose footprint shows late and
+// all at once (a model load: seconds of imports, then gigabytes), or a
+// settle time declared too short before it is learned; on a real H100 either
+// let eight 8 GiB loads in where five fitted. The expected footprint is each
+// slot's cost, which never falls below its floor: a cost learned under a
+// wrong settle time (slots counted as shown while nothing shows) would
+// shrink and take the floor with it. The price: tasks smaller than a
+// conservative floor hold the floor's room (lower CostFloor to learn it).
+func floorPending(pending, reserved, expected, visible float64) float64 {
+	if unseen := expected - max(visible, 0); unseen > pending-reserved {
+		return reserved + unseen
+	}
+	return pending
 }
 
 // room is the admission law solved for the cost: a slot of cost x fits if

@@ -24,8 +24,10 @@ func TestLearnsUnderestimatedCost(t *testing.T) {
 	}{
 		{prior: 0.01},
 		{prior: 0},
-		// Trusting a wrong prior fills the budget with underpriced slots before
-		// the first one shows: the overshoot probing exists to prevent.
+		// Trusting a wrong prior filled the budget with underpriced slots
+		// before the first one showed (peak 0.92). The pending floor (what the
+		// readings do not show yet, at the learned average per slot) now holds
+		// that too; probing remains the guard for the very first slots.
 		{prior: 0.01, trustCost: true},
 	} {
 		t.Run(fmt.Sprintf("prior=%.0f%%/trust=%v", 100*tt.prior, tt.trustCost), func(t *testing.T) {
@@ -46,12 +48,8 @@ func TestLearnsUnderestimatedCost(t *testing.T) {
 				t.Logf("learned %.2f%% of memory per slot (true 3%%); peak %.3f mean %.3f", 100*learned, res.Peak, res.Mean)
 				assert.InDelta(t, 0.03, learned, 0.002, "learning found the true 3 %")
 				assert.Equal(t, 0.5, other.Stats().Cost.CPUCores, "a supplier that does not govern memory learns nothing from it")
-				if tt.trustCost {
-					assert.Greater(t, res.Peak, 0.85, "a trusted underestimate overshoots")
-				} else {
-					assert.LessOrEqual(t, res.Peak, 0.82, "probing keeps the host under target while the cost is learned")
-					assert.GreaterOrEqual(t, res.Mean, 0.65, "and costs little once learned")
-				}
+				assert.LessOrEqual(t, res.Peak, 0.82, "the host stays under target while the cost is learned")
+				assert.GreaterOrEqual(t, res.Mean, 0.65, "and it costs little once learned")
 				assert.Zero(t, res.Outstanding)
 			})
 		})

@@ -48,8 +48,9 @@ func TestOptionsValidation(t *testing.T) {
 		_, err := tuner.NewController(bad)
 		assert.ErrorIs(t, err, tuner.ErrInvalidOptions, "%+v", bad)
 	}
+	t.Setenv("CUDA_VISIBLE_DEVICES", "") // no GPU visible, even on a GPU host
 	_, err = tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.8, TargetGPUMemory: 0.9, Source: testutil.NewSource(resources.Usage{})})
-	require.ErrorIs(t, err, tuner.ErrInvalidOptions, "no GPU on this host")
+	require.ErrorIs(t, err, tuner.ErrInvalidOptions, "no GPU visible")
 	assert.ErrorIs(t, err, gpu.ErrNoGPU)
 	assert.Contains(t, err.Error(), "TargetGPUMemory")
 

@@ -27,6 +27,10 @@ type Task struct {
 	CPU  float64       // fraction of host CPU while running
 	GPU  uint64        // GPU bytes at full footprint
 	Ramp time.Duration // time to reach the full footprint
+	// Delay is how long the footprint stays at zero before it ramps (a
+	// process importing its libraries before it allocates); the task lasts
+	// Delay + Ramp + Hold.
+	Delay time.Duration
 	Hold time.Duration // time at full footprint before finishing
 	// Linger is how long the task's memory (host and GPU) outlives it: a
 	// caching allocator, a process that exits after the activity returned.
@@ -78,10 +82,14 @@ func (h *Host) init() {
 }
 
 func frac(t Task, start, now time.Time) float64 {
+	age := now.Sub(start) - t.Delay
+	if age < 0 {
+		return 0
+	}
 	if t.Ramp <= 0 {
 		return 1
 	}
-	return math.Min(1, float64(now.Sub(start))/float64(t.Ramp))
+	return math.Min(1, float64(age)/float64(t.Ramp))
 }
 
 // Start begins a task on a device ("" for none) and returns its id.
@@ -251,7 +259,7 @@ func Run(sup worker.SlotSupplier, sc Scenario) Result {
 				tasks.Add(1)
 				go func() {
 					defer tasks.Done()
-					time.Sleep(t.Ramp + t.Hold)
+					time.Sleep(t.Delay + t.Ramp + t.Hold)
 					h.Stop(id)
 					if t.ReleaseDelay > 0 {
 						time.Sleep(t.ReleaseDelay)
