@@ -31,7 +31,7 @@ type Task struct {
 	// process importing its libraries before it allocates); the task lasts
 	// Delay + Ramp + Hold.
 	Delay time.Duration
-	Hold time.Duration // time at full footprint before finishing
+	Hold  time.Duration // time at full footprint before finishing
 	// Linger is how long the task's memory (host and GPU) outlives it: a
 	// caching allocator, a process that exits after the activity returned.
 	Linger time.Duration
