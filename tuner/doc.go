@@ -32,6 +32,12 @@
 // appears. Pending is taken at the time of the reading it is added to, never
 // later: what appeared since is in neither.
 //
+// Pending is also floored by the readings: the cost of used slots that the
+// reading does not show yet (their cost minus what is in use above the idle
+// baseline) stays pending, whatever the settle time says. Work whose
+// footprint shows late and all at once (a model load: seconds of imports,
+// then gigabytes) is not spread over a settle time it does not follow.
+//
 // The settle time starts as SlotSupplierOptions.SettleTime and is learned:
 // the supplier compares the readings with the footprint its used slots would
 // show under candidate settle times (a quarter to eight times the declared
