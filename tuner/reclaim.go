@@ -29,19 +29,21 @@ type released struct {
 	dev      int
 }
 
-// noteReleased records a used slot's release for judging. Only here does a
+// noteReleased records a used slot's release for judging and returns it:
+// the footprint the slot had in the latest reading (bytes). Only here does a
 // release read the clock: at the end of a task, never on the reservation hot
 // path. Called with c.mu held, before the slot's contribution is cleared.
-func (c *Controller) noteReleased(sl *slot) {
-	r := released{sup: sl.sup, mem: sl.cost.mem - sl.cMem, dev: sl.device}
+func (c *Controller) noteReleased(sl *slot) released {
+	r := released{sup: sl.sup, mem: max(0, sl.cost.mem-sl.cMem), dev: sl.device}
 	if sl.device >= 0 {
-		r.gpu = sl.cost.gpu - sl.cGPU
+		r.gpu = max(0, sl.cost.gpu-sl.cGPU)
 	}
 	if r.mem <= 0 && r.gpu <= 0 {
-		return
+		return r
 	}
 	r.at = c.nanos()
 	c.rels = append(c.rels, r)
+	return r
 }
 
 // takeReleased sums, and takes out, the footprint released before t: on

@@ -344,27 +344,22 @@ func (s *SlotSupplier) release(sl *slot) {
 	// there until a new reading shows it gone, unless this supplier's
 	// releases have been seen to free their footprint by the next reading.
 	c.cpuRoom += sl.cCPU
+	mem, gpu := sl.cMem, sl.cGPU
 	if sl.usedAt >= 0 {
-		c.noteReleased(sl)
-	}
-	mem := sl.cMem
-	if shown := sl.cost.mem - sl.cMem; sl.usedAt >= 0 && shown > 0 {
-		if s.promptMem.prompt() {
-			take := min(shown, c.memDeficit)
+		r := c.noteReleased(sl)
+		if r.mem > 0 && s.promptMem.prompt() {
+			take := min(r.mem, c.memDeficit)
 			c.memDeficit -= take
-			mem += shown - take
+			mem += r.mem - take
+		}
+		if r.gpu > 0 && s.promptGPU.prompt() {
+			take := min(r.gpu, c.gpuDeficit[sl.device])
+			c.gpuDeficit[sl.device] -= take
+			gpu += r.gpu - take
 		}
 	}
 	c.memRoom += mem
 	if sl.device >= 0 {
-		gpu := sl.cGPU
-		if shown := sl.cost.gpu - sl.cGPU; sl.usedAt >= 0 && shown > 0 {
-			if s.promptGPU.prompt() {
-				take := min(shown, c.gpuDeficit[sl.device])
-				c.gpuDeficit[sl.device] -= take
-				gpu += shown - take
-			}
-		}
 		c.gpuRoom[sl.device] += gpu
 	}
 	sl.cCPU, sl.cMem, sl.cGPU = 0, 0, 0
