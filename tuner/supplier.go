@@ -160,26 +160,7 @@ func kindOf(info worker.SlotReservationInfo) int8 {
 // reads a permit after ReleaseSlot returns), so they come from blocks of
 // permitBlock: one allocation per permitBlock reservations.
 func (s *SlotSupplier) TryReserveSlot(info worker.SlotReservationInfo) *worker.SlotPermit {
-	// The eager-dispatch hot path: the same decision as try, without what
-	// only a waiting reserver needs.
-	kind := kindOf(info)
-	c := s.c
-	snap := c.monitor.Snapshot()
-	var now int64
-	if s.ramp > 0 {
-		now = c.nanos()
-	}
-	c.mu.Lock()
-	c.sync(snap)
-	sl, reason, _ := s.admit(now, kind)
-	var p *worker.SlotPermit
-	if sl == nil {
-		s.refused[reason]++
-	} else {
-		s.granted++
-		p = sl.permit
-	}
-	c.mu.Unlock()
+	p, _, _, _ := s.try(kindOf(info), false)
 	return p
 }
 
@@ -423,7 +404,7 @@ func (s *SlotSupplier) admit(now int64, kind int8) (*slot, Reason, time.Duration
 			mine, other = s.sticky, s.normal
 		}
 		starving = mine == 0
-		if other == 0 && mine > 0 && s.issued >= s.opts.MaxSlots-1 && s.opts.MaxSlots > 1 {
+		if other == 0 && mine > 0 && s.issued >= s.max-1 && s.max > 1 {
 			return nil, ReasonMax, 0
 		}
 	}
