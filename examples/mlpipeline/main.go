@@ -38,6 +38,7 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/headroomhq/headroom/examples/mlpipeline/pipeline"
+	"github.com/headroomhq/headroom/queues"
 )
 
 func main() {
@@ -255,16 +256,26 @@ func runAll(ctx context.Context, f flags, rest []string, out io.Writer) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("run takes no arguments, got %q", rest)
 	}
+	return withPools(ctx, f, out, []queues.Queue{pipeline.CPUQueue, pipeline.HighMemQueue, pipeline.GPUQueue},
+		func(c client.Client, env *pipeline.Env, pools []*pipeline.Pool) error {
+			return drive(ctx, c, env, pools, f, out)
+		})
+}
+
+// withPools opens the environment, starts a worker pool for each queue, runs
+// body, then stops the pools; a slot left reserved after they stop is an
+// error (the tuner's accounting must come back to zero).
+func withPools(ctx context.Context, f flags, out io.Writer, qs []queues.Queue, body func(client.Client, *pipeline.Env, []*pipeline.Pool) error) error {
 	c, env, cleanup, err := setup(ctx, f, out)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	pools, err := env.StartPools(c, f.cfg, pipeline.CPUQueue, pipeline.HighMemQueue, pipeline.GPUQueue)
+	pools, err := env.StartPools(c, f.cfg, qs...)
 	if err != nil {
 		return err
 	}
-	err = drive(ctx, c, env, pools, f, out)
+	err = body(c, env, pools)
 	if n := pipeline.StopPools(pools); n != 0 {
 		return fmt.Errorf("%d slots left reserved after the workers stopped", n)
 	}
@@ -282,31 +293,20 @@ func runWorker(ctx context.Context, f flags, rest []string, out io.Writer) error
 	if !ok {
 		return fmt.Errorf("unknown pool %q (want cpu, gpu or highmem)", rest[0])
 	}
-	c, env, cleanup, err := setup(ctx, f, out)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	pools, err := env.StartPools(c, f.cfg, q)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "worker: polling %s; Ctrl-C to stop\n", q.Name)
-	t := newTable(out, f.plain, 0)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for loop := true; loop; {
-		select {
-		case <-ctx.Done():
-			loop = false
-		case <-tick.C:
-			t.draw(env, pools, 0)
+	return withPools(ctx, f, out, []queues.Queue{q}, func(_ client.Client, env *pipeline.Env, pools []*pipeline.Pool) error {
+		fmt.Fprintf(out, "worker: polling %s; Ctrl-C to stop\n", q.Name)
+		t := newTable(out, f.plain, 0)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+				t.draw(env, pools, 0)
+			}
 		}
-	}
-	if n := pipeline.StopPools(pools); n != 0 {
-		return fmt.Errorf("%d slots left reserved after the worker stopped", n)
-	}
-	return nil
+	})
 }
 
 func runStart(ctx context.Context, f flags, rest []string, out io.Writer) error {
