@@ -76,11 +76,13 @@ type Controller struct {
 	cpuResid, memResid, gpuResid median3
 	sensorErr                    uint64 // transitions into failing readings
 
-	// The admission budget, as of snapshot seq: what one more slot may use
-	// (bytes, cores, bytes per device), after the reading, the noise margin
-	// and every pending slot's remaining cost. Reservations and releases
-	// adjust it; the next snapshot recomputes it. The hot path only compares
-	// a cost against it.
+	// The admission budget, as of snapshot seq: what the slots reserved but
+	// not used yet and one more slot may use (bytes, cores, bytes per
+	// device), after the reading, the noise margin and every used slot's
+	// remaining cost. A slot fits if its cost ≤ room − reserved sum. Used
+	// slots' releases adjust it; the next snapshot recomputes it. Reserving
+	// or releasing an unused slot only moves the reserved sums: the hot path
+	// stores as little as possible inside the lock.
 	seq              uint64
 	synced           bool
 	usageOK, gpuOK   bool // readings usable (set per snapshot, cleared by the stale timer)
@@ -396,17 +398,22 @@ func (c *Controller) resync(s *resources.Snapshot) {
 		}
 	}
 	c.setRooms(s, &m)
-	if newUsage && !ambiguous && c.usageOK && c.gpuOK && c.learn(s, tu, tg) {
-		// A settle time moved: rebuild this reading's budget with it.
-		c.repend(tu, tg)
-		m = c.modelAt(tu, tg)
-		c.setRooms(s, &m)
+	if newUsage && !ambiguous && c.usageOK && c.gpuOK {
+		moved := c.learn(s, tu, tg)
+		c.resumReserved()
+		if moved {
+			// A settle time moved: rebuild this reading's budget with it.
+			c.repend(tu, tg)
+			m = c.modelAt(tu, tg)
+			c.setRooms(s, &m)
+		}
 	}
 }
 
-// model is what the used and reserved slots amount to at a reading: what is
-// still pending (not yet visible; cores, bytes, bytes per device) and what
-// of the slots still settling the reading should already show.
+// model is what the used slots amount to at a reading: what is still pending
+// (not yet visible; cores, bytes, bytes per device) and what of the slots
+// still settling the reading should already show. Reserved, unused slots
+// are not in it: admission subtracts their sums.
 type model struct {
 	pcpu, pmem float64
 	pgpu       [maxDevices]float64
@@ -421,7 +428,6 @@ type model struct {
 // and tg (GPU) and moves the ones whose footprint has fully shown out of
 // pending, into the settled sums. Called with c.mu held.
 func (c *Controller) modelAt(tu, tg int64) (m model) {
-	m.pcpu, m.pmem, m.pgpu = c.reservedCPU, c.reservedMem, c.reservedGPU
 	for sl := c.used.head; sl != nil; sl = sl.l[inUsed].next {
 		if sl.sup.need&Memory != 0 {
 			m.emem += sl.sup.est.mem
@@ -438,7 +444,6 @@ func (c *Controller) modelAt(tu, tg int64) (m model) {
 		}
 		if wu <= 0 && wg <= 0 {
 			c.pending.remove(sl)
-			sl.sup.inFlight--
 			if c.usageOK && c.gpuOK {
 				sl.sup.observed++
 			}
@@ -476,7 +481,6 @@ func (c *Controller) repend(tu, tg int64) {
 			continue
 		}
 		c.pending.push(sl)
-		sl.sup.inFlight++
 		sl.sup.settled--
 		c.settledCPU -= sl.cost.cpu
 		c.settledMem -= sl.cost.mem
@@ -492,7 +496,7 @@ func (c *Controller) setRooms(s *resources.Snapshot, m *model) {
 	u := s.Usage
 	if c.baseSet {
 		// The reading as admission sees it (the fraction), in bytes.
-		m.pmem = floorPending(m.pmem, c.reservedMem, m.emem, u.Memory*float64(u.MemoryLimitBytes)-c.baseMem)
+		m.pmem = floorPending(m.pmem, m.emem, u.Memory*float64(u.MemoryLimitBytes)-c.baseMem)
 	}
 	c.memRoom = room(c.targetMem, u.Memory+c.memNoise.margin, float64(u.MemoryLimitBytes), m.pmem)
 	c.cpuRoom = room(c.targetCPU, u.CPU+c.cpuNoise.margin, u.CPUCores, m.pcpu)
@@ -507,7 +511,7 @@ func (c *Controller) setRooms(s *resources.Snapshot, m *model) {
 		total := float64(d.TotalBytes)
 		c.gpuSeen[i] = true
 		if c.devBase[i] >= 0 {
-			m.pgpu[i] = floorPending(m.pgpu[i], c.reservedGPU[i], m.egpu[i], float64(d.UsedBytes)-c.devBase[i])
+			m.pgpu[i] = floorPending(m.pgpu[i], m.egpu[i], float64(d.UsedBytes)-c.devBase[i])
 		}
 		c.gpuRoom[i] = room(c.targetGPU, float64(d.UsedBytes)/total, total, m.pgpu[i])
 	}
@@ -524,11 +528,8 @@ func (c *Controller) setRooms(s *resources.Snapshot, m *model) {
 // wrong settle time (slots counted as shown while nothing shows) would
 // shrink and take the floor with it. The price: tasks smaller than a
 // conservative floor hold the floor's room (lower CostFloor to learn it).
-func floorPending(pending, reserved, expected, visible float64) float64 {
-	if unseen := expected - max(visible, 0); unseen > pending-reserved {
-		return reserved + unseen
-	}
-	return pending
+func floorPending(pending, expected, visible float64) float64 {
+	return max(pending, expected-max(visible, 0))
 }
 
 // room is the admission law solved for the cost: a slot of cost x fits if
@@ -736,14 +737,13 @@ type slot struct {
 	// permit is the current reservation's permit, nil when the slot is not
 	// reserved; UserData points back at the slot. Permits are never reused:
 	// the SDK reads a permit after ReleaseSlot returns.
-	permit   *worker.SlotPermit
-	sup      *SlotSupplier
-	l        [2]links // in c.pending (l[inPending]) and c.used (l[inUsed])
-	nextFree *slot    // in the supplier's free list
-	usedAt   int64    // -1 until MarkSlotUsed
-	device   int      // GPU device index, -1 if none
-	sticky   int8     // +1 sticky, -1 normal, 0 unknown
-	cost     costVec  // expected cost at reservation
+	permit *worker.SlotPermit
+	sup    *SlotSupplier
+	l      [2]links // in c.pending (l[inPending]) and c.used (l[inUsed])
+	usedAt int64    // -1 until MarkSlotUsed
+	device int      // GPU device index, -1 if none
+	sticky int8     // +1 sticky, -1 normal, 0 unknown
+	cost   costVec  // expected cost when used (unused slots hold their supplier's est)
 	// What the slot holds in the budget (cores, bytes, bytes): its full cost
 	// from reservation, then its remaining cost at the latest reading, 0
 	// once settled. Releasing the slot gives exactly this back.
@@ -761,23 +761,27 @@ func (s *slot) weight(t int64) float64 {
 	return 1 - float64(t-s.usedAt)/float64(s.sup.settle)
 }
 
-// hold adds an unused reserved slot's cost to the reserved sums. Called
-// with c.mu held.
-func (c *Controller) hold(sl *slot) {
+// hold adds an unused slot reserved on device (-1: none) to the reserved
+// sums, at its supplier's current cost. Called with c.mu held.
+func (c *Controller) hold(sup *SlotSupplier, device int) {
 	c.reserved++
-	c.reservedCPU += sl.cost.cpu
-	c.reservedMem += sl.cost.mem
-	if sl.device >= 0 {
-		c.reservedGPU[sl.device] += sl.cost.gpu
+	c.reservedCPU += sup.est.cpu
+	c.reservedMem += sup.est.mem
+	if device >= 0 {
+		sup.unusedOn[device]++
+		c.reservedGPU[device] += sup.est.gpu
 		c.reservedOnGPU = true
 	}
 }
 
-// unhold takes an unused slot's cost out of the reserved sums (it was used
-// or released). With none left, the sums restart at zero exactly, so that
+// unhold takes an unused slot out of the reserved sums (it was used or
+// released). With none left, the sums restart at zero exactly, so that
 // float rounding does not build up. Called with c.mu held.
-func (c *Controller) unhold(sl *slot) {
+func (c *Controller) unhold(sup *SlotSupplier, device int) {
 	c.reserved--
+	if device >= 0 {
+		sup.unusedOn[device]--
+	}
 	if c.reserved == 0 {
 		c.reservedCPU, c.reservedMem = 0, 0
 		if c.reservedOnGPU {
@@ -785,10 +789,28 @@ func (c *Controller) unhold(sl *slot) {
 		}
 		return
 	}
-	c.reservedCPU -= sl.cost.cpu
-	c.reservedMem -= sl.cost.mem
-	if sl.device >= 0 {
-		c.reservedGPU[sl.device] -= sl.cost.gpu
+	c.reservedCPU -= sup.est.cpu
+	c.reservedMem -= sup.est.mem
+	if device >= 0 {
+		c.reservedGPU[device] -= sup.est.gpu
+	}
+}
+
+// resumReserved recomputes the reserved sums after costs were learned: an
+// unused slot holds its supplier's current cost, so that hold and unhold
+// add and take the same amount. Called with c.mu held.
+func (c *Controller) resumReserved() {
+	c.reservedCPU, c.reservedMem = 0, 0
+	c.reservedGPU = [maxDevices]float64{}
+	for _, sup := range c.suppliers {
+		n := float64(sup.issued - sup.used)
+		c.reservedCPU += n * sup.est.cpu
+		c.reservedMem += n * sup.est.mem
+		if sup.need&GPUMemory != 0 {
+			for d, k := range sup.unusedOn[:len(c.devUUIDs)] {
+				c.reservedGPU[d] += float64(k) * sup.est.gpu
+			}
+		}
 	}
 }
 

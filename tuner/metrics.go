@@ -121,7 +121,7 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 		}
 		rows := make([]row, 0, len(c.suppliers))
 		for _, s := range c.suppliers {
-			rows = append(rows, row{s.name, s.issued, s.used, s.opts.MaxSlots, s.est, s, s.granted, s.refused,
+			rows = append(rows, row{s.name, s.issued, s.used, s.opts.MaxSlots, s.est, s, s.granted(), s.refused,
 				s.settle, s.promptMem.prompt(), s.promptGPU.prompt()})
 		}
 		failures := c.sensorErr

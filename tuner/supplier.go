@@ -20,16 +20,19 @@ type SlotSupplier struct {
 	settle int64    // nanoseconds
 
 	// Guarded by c.mu.
-	gate           // issued, limits, ramp
-	used           int
-	settled        int // used slots whose footprint has settled
-	sticky, normal int // issued per workflow task queue kind
-	sawSticky      bool
-	est, floor     costVec
-	effUsed        float64
-	inFlight       int // reserved, or used and settling
-	observed       int // used slots whose footprint was seen (settled or ended)
-	learnN         int // learning steps taken
+	gate    // issued, limits, ramp
+	used    int
+	settled int // used slots whose footprint has settled
+	// Issued per workflow task queue kind: sticky, and kind unknown (0);
+	// the rest are normal (see normal). Activity pollers reserve as normal,
+	// so their hot path counts nothing here.
+	sticky, unknown int
+	sawSticky       bool
+	est, floor      costVec
+	effUsed         float64
+	observed        int               // used slots whose footprint was seen (settled or ended)
+	unusedOn        [maxDevices]int32 // issued, not yet used, per GPU device
+	learnN          int               // learning steps taken
 	// The settle time's fit (see settleFit), the resource it learns from (0:
 	// none) and scratch for one reading.
 	fit      settleFit
@@ -39,11 +42,18 @@ type SlotSupplier struct {
 	// has releases in the reading being judged.
 	promptMem, promptGPU reclaim
 	relMem, relGPU       bool
-	free                 *slot
-	permits              []worker.SlotPermit // allocated in blocks, never reused
+	// Released slots, for reuse: free[:nfree]. Popping writes no pointer,
+	// so it costs no write barrier.
+	free  []*slot
+	nfree int
+	// Permits are carved from block in order (see permitBlock): block[next].
+	// blocks counts the blocks allocated, so granted is a product, not a
+	// store per reservation.
+	block  *[permitBlock]worker.SlotPermit
+	next   int
+	blocks uint64
 
 	refused [numReasons]uint64
-	granted uint64
 }
 
 // costVec is a cost in resource units: cores, bytes, bytes.
@@ -126,7 +136,7 @@ type Stats struct {
 func (s *SlotSupplier) Stats() Stats {
 	st := Stats{MaxSlots: s.opts.MaxSlots, Refused: make(map[Reason]uint64)}
 	s.c.mu.Lock()
-	st.Issued, st.Used, st.Granted = s.issued, s.used, s.granted
+	st.Issued, st.Used, st.Granted = s.issued, s.used, s.granted()
 	st.Cost = Cost{CPUCores: s.est.cpu, MemoryBytes: uint64(s.est.mem), GPUMemoryBytes: uint64(s.est.gpu)}
 	st.SettleTime = time.Duration(s.settle)
 	if s.promptMem.prompt() {
@@ -188,7 +198,6 @@ func (s *SlotSupplier) try(kind int8, wait bool) (*worker.SlotPermit, Reason, ti
 		c.mu.Unlock()
 		return nil, reason, delay, wake
 	}
-	s.granted++
 	p := sl.permit
 	c.mu.Unlock()
 	return p, ReasonNone, 0, nil
@@ -250,7 +259,19 @@ func (s *SlotSupplier) MarkSlotUsed(info worker.SlotMarkUsedInfo) {
 		sl.usedAt = now
 		s.used++
 		s.fit.slots++
-		c.unhold(sl)
+		// The slot's cost moves from the reserved sums into the budget,
+		// where used slots hold what the latest reading does not show.
+		c.unhold(s, sl.device)
+		sl.cost = costVec{cpu: s.est.cpu, mem: s.est.mem}
+		if sl.device >= 0 {
+			sl.cost.gpu = s.est.gpu
+		}
+		sl.cCPU, sl.cMem, sl.cGPU, sl.wu = sl.cost.cpu, sl.cost.mem, sl.cost.gpu, 1
+		c.cpuRoom -= sl.cCPU
+		c.memRoom -= sl.cMem
+		if sl.device >= 0 {
+			c.gpuRoom[sl.device] -= sl.cGPU
+		}
 		c.pending.push(sl)
 		c.used.push(sl)
 	}
@@ -303,11 +324,37 @@ func (s *SlotSupplier) own(p *worker.SlotPermit) *slot {
 func (s *SlotSupplier) release(sl *slot) {
 	c := s.c
 	if sl.usedAt < 0 {
-		c.unhold(sl)
-		s.inFlight--
-	} else if sl.l[inPending].in {
+		// Unused (an empty poll): it only held its cost in the reserved sums.
+		c.unhold(s, sl.device)
+	} else {
+		s.releaseUsed(sl)
+	}
+	switch sl.sticky {
+	case 1:
+		s.sticky--
+	case 0:
+		s.unknown--
+	}
+	s.issued--
+	sl.permit = nil
+	if s.nfree == len(s.free) {
+		s.free = append(s.free, sl)
+	} else {
+		s.free[s.nfree] = sl
+	}
+	s.nfree++
+}
+
+// releaseUsed takes a used slot out of the model and gives back what it
+// holds in the budget: its full cost if no reading has been taken since it
+// was used, else its remaining cost at the latest reading. What has shown
+// is in that reading and stays there until a new reading shows it gone,
+// unless this supplier's releases have been seen to free their footprint by
+// the next reading. Called with c.mu held.
+func (s *SlotSupplier) releaseUsed(sl *slot) {
+	c := s.c
+	if sl.l[inPending].in {
 		c.pending.remove(sl)
-		s.inFlight--
 		if c.usageOK && c.gpuOK {
 			s.observed++ // ended before settling: its footprint was seen in part
 		}
@@ -319,45 +366,43 @@ func (s *SlotSupplier) release(sl *slot) {
 			c.settledGPU[sl.device] -= sl.cost.gpu
 		}
 	}
-	// Give back what the slot holds in the budget: its full cost if no
-	// reading has been taken since it was reserved, else its remaining cost
-	// at the latest reading. What has shown is in that reading and stays
-	// there until a new reading shows it gone, unless this supplier's
-	// releases have been seen to free their footprint by the next reading.
+	c.used.remove(sl)
+	s.used--
 	c.cpuRoom += sl.cCPU
 	mem, gpu := sl.cMem, sl.cGPU
-	if sl.usedAt >= 0 {
-		r := c.noteReleased(sl)
-		if r.mem > 0 && s.promptMem.prompt() {
-			take := min(r.mem, c.memDeficit)
-			c.memDeficit -= take
-			mem += r.mem - take
-		}
-		if r.gpu > 0 && s.promptGPU.prompt() {
-			take := min(r.gpu, c.gpuDeficit[sl.device])
-			c.gpuDeficit[sl.device] -= take
-			gpu += r.gpu - take
-		}
+	r := c.noteReleased(sl)
+	if r.mem > 0 && s.promptMem.prompt() {
+		take := min(r.mem, c.memDeficit)
+		c.memDeficit -= take
+		mem += r.mem - take
+	}
+	if r.gpu > 0 && s.promptGPU.prompt() {
+		take := min(r.gpu, c.gpuDeficit[sl.device])
+		c.gpuDeficit[sl.device] -= take
+		gpu += r.gpu - take
 	}
 	c.memRoom += mem
 	if sl.device >= 0 {
 		c.gpuRoom[sl.device] += gpu
 	}
 	sl.cCPU, sl.cMem, sl.cGPU = 0, 0, 0
-	if sl.usedAt >= 0 {
-		s.used--
+}
+
+// normal is how many issued slots were reserved for the normal workflow
+// task queue (or for activities). Called with c.mu held.
+func (s *SlotSupplier) normal() int { return s.issued - s.sticky - s.unknown }
+
+// inFlight is how many slots are reserved, or used and still settling.
+// Called with c.mu held.
+func (s *SlotSupplier) inFlight() int { return s.issued - s.settled }
+
+// granted is how many slots were ever issued: the permits carved. Called
+// with c.mu held.
+func (s *SlotSupplier) granted() uint64 {
+	if s.block == nil {
+		return 0
 	}
-	switch sl.sticky {
-	case 1:
-		s.sticky--
-	case -1:
-		s.normal--
-	}
-	s.issued--
-	sl.permit = nil
-	c.used.remove(sl)
-	sl.nextFree = s.free
-	s.free = sl
+	return (s.blocks-1)*permitBlock + uint64(s.next)
 }
 
 // probeSlots is how many used slots of a supplier must be seen in the
@@ -399,9 +444,9 @@ func (s *SlotSupplier) admit(now int64, kind int8) (*slot, Reason, time.Duration
 	// the last slot while the other holds none.
 	starving := false
 	if s.sawSticky && kind != 0 {
-		mine, other := s.normal, s.sticky
+		mine, other := s.normal(), s.sticky
 		if kind == 1 {
-			mine, other = s.sticky, s.normal
+			mine, other = s.sticky, s.normal()
 		}
 		starving = mine == 0
 		if other == 0 && mine > 0 && s.issued >= s.max-1 && s.max > 1 {
@@ -423,14 +468,14 @@ func (s *SlotSupplier) admit(now int64, kind int8) (*slot, Reason, time.Duration
 		// fits, with the CPU and memory checks inline (the hot path).
 		ok := true
 		switch {
-		case s.need&Memory != 0 && !(s.est.mem <= c.memRoom):
+		case s.need&Memory != 0 && !(s.est.mem <= c.memRoom-c.reservedMem):
 			reason, ok = ReasonMemory, false
-		case s.need&CPU != 0 && !(s.est.cpu <= c.cpuRoom):
+		case s.need&CPU != 0 && !(s.est.cpu <= c.cpuRoom-c.reservedCPU):
 			reason, ok = ReasonCPU, false
 		case s.need&GPUMemory != 0:
 			device, reason, ok = s.fitsGPU()
 		}
-		if ok && s.inFlight >= s.probeWindow() {
+		if ok && s.inFlight() >= s.probeWindow() {
 			device, reason, ok = -1, ReasonProbe, false
 		}
 		if !ok {
@@ -442,38 +487,33 @@ func (s *SlotSupplier) admit(now int64, kind int8) (*slot, Reason, time.Duration
 	} else if s.need&GPUMemory != 0 {
 		device = c.pickDevice(s.est.gpu, false)
 	}
-	sl := s.free
-	if sl != nil {
-		s.free = sl.nextFree
+	var sl *slot
+	if s.nfree > 0 {
+		s.nfree--
+		sl = s.free[s.nfree]
 	} else {
 		sl = &slot{sup: s}
 	}
-	if len(s.permits) == 0 {
-		s.permits = make([]worker.SlotPermit, permitBlock)
+	if s.block == nil || s.next == permitBlock {
+		s.block, s.next = new([permitBlock]worker.SlotPermit), 0
+		s.blocks++
 	}
-	sl.permit = &s.permits[0]
-	s.permits = s.permits[1:]
-	sl.permit.UserData = sl
+	p := &s.block[s.next]
+	s.next++
+	p.UserData = sl
+	sl.permit = p
 	sl.usedAt, sl.device, sl.sticky = -1, device, kind
-	sl.cost = costVec{cpu: s.est.cpu, mem: s.est.mem}
-	sl.cCPU, sl.cMem, sl.cGPU, sl.wu = s.est.cpu, s.est.mem, 0, 1
-	c.cpuRoom -= sl.cCPU
-	c.memRoom -= sl.cMem
-	if device >= 0 {
-		sl.cost.gpu = s.est.gpu
-		sl.cGPU = s.est.gpu
-		c.gpuRoom[device] -= sl.cGPU
-	}
-	c.hold(sl)
-	s.inFlight++
+	c.hold(s, device)
 	s.issued++
 	switch kind {
 	case 1:
 		s.sticky++
-	case -1:
-		s.normal++
+	case 0:
+		s.unknown++
 	}
-	s.lastIssue = now
+	if s.ramp > 0 {
+		s.lastIssue = now
+	}
 	return sl, ReasonNone, 0
 }
 
@@ -490,17 +530,17 @@ func (s *SlotSupplier) fitsGPU() (int, Reason, bool) {
 // only among those where a slot of cost fits if mustFit; -1 if none. Called
 // with c.mu held.
 func (c *Controller) pickDevice(cost float64, mustFit bool) int {
-	best := -1
+	best, most := -1, 0.0
 	for i := range c.devUUIDs {
 		if !c.gpuSeen[i] {
 			continue
 		}
-		r := c.gpuRoom[i]
+		r := c.gpuRoom[i] - c.reservedGPU[i]
 		if mustFit && !(cost <= r) {
 			continue
 		}
-		if best < 0 || r > c.gpuRoom[best] {
-			best = i
+		if best < 0 || r > most {
+			best, most = i, r
 		}
 	}
 	return best
