@@ -3,6 +3,7 @@ package tuner_test
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -462,5 +463,54 @@ func TestPendingPairsWithItsReading(t *testing.T) {
 			sup.ReleaseSlot(testutil.ReleaseInfo{P: q})
 		}
 		assert.Zero(t, sup.Stats().Issued)
+	})
+}
+
+// A slot reserved and not yet used holds its supplier's current cost: when
+// the readings teach that the supplier's tasks are larger than declared, the
+// slots its pollers already hold are charged at the larger cost, since that
+// is what they will use, and other suppliers get only what is left.
+func TestUnusedSlotsHoldTheLearnedCost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		base := resources.Usage{Memory: 0.2, MemoryBytes: 2 * GiB, MemoryLimitBytes: 10 * GiB}
+		c, src := fixedController(t, base, tuner.ControllerOptions{TargetMemory: 0.8, SampleInterval: 100 * time.Millisecond, StaleAfter: time.Minute})
+		time.Sleep(time.Second) // idle readings: the baseline
+		learner, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "learner", TrustCost: true, MaxSlots: 10,
+			Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: GiB}, SettleTime: time.Second})
+		require.NoError(t, err)
+		other, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "other", TrustCost: true, MaxSlots: 10,
+			Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: GiB}})
+		require.NoError(t, err)
+
+		// Two polls held unused; one task runs and really takes 2 GiB.
+		polls := []*worker.SlotPermit{learner.TryReserveSlot(info), learner.TryReserveSlot(info)}
+		task := learner.TryReserveSlot(info)
+		require.NotNil(t, task)
+		require.NotContains(t, polls, (*worker.SlotPermit)(nil))
+		learner.MarkSlotUsed(testutil.MarkUsedInfo{P: task})
+		src.Set(resources.Usage{Memory: 0.4, MemoryBytes: 4 * GiB, MemoryLimitBytes: 10 * GiB})
+		time.Sleep(20 * time.Second)
+		cost := float64(learner.Stats().Cost.MemoryBytes)
+		require.Greater(t, cost, 1.5*GiB, "the larger footprint was learned")
+
+		// 0.8 target − 0.4 in use = 4 GiB, of which the two polls hold 2 × cost.
+		fits := func(room float64) int { return int(math.Floor(room / GiB)) }
+		take := func() (n int) {
+			var ps []*worker.SlotPermit
+			for p := other.TryReserveSlot(info); p != nil; p = other.TryReserveSlot(info) {
+				ps = append(ps, p)
+			}
+			for _, p := range ps {
+				other.ReleaseSlot(testutil.ReleaseInfo{P: p})
+			}
+			return len(ps)
+		}
+		assert.Equal(t, fits(4*GiB-2*cost), take(), "the held polls are charged at the learned cost")
+		learner.ReleaseSlot(testutil.ReleaseInfo{P: polls[0]})
+		assert.Equal(t, fits(4*GiB-cost), take(), "a released poll gives back exactly what it held")
+		learner.ReleaseSlot(testutil.ReleaseInfo{P: polls[1]})
+		assert.Equal(t, fits(4*GiB), take())
+		learner.ReleaseSlot(testutil.ReleaseInfo{P: task})
+		assert.Zero(t, learner.Stats().Issued+other.Stats().Issued)
 	})
 }
