@@ -29,21 +29,20 @@ type released struct {
 	dev      int
 }
 
-// noteReleased records a used slot's release for judging and returns it:
-// the footprint the slot had in the latest reading (bytes). Only here does a
-// release read the clock: at the end of a task, never on the reservation hot
-// path. Called with c.mu held, before the slot's contribution is cleared.
-func (c *Controller) noteReleased(sl *slot) released {
-	r := released{sup: sl.sup, mem: max(0, sl.cost.mem-sl.cMem), dev: sl.device}
+// noteReleased records a used slot's release for judging and returns the
+// footprint the slot had in the latest reading (bytes of memory, and of GPU
+// memory on its device). Only here does a release read the clock: at the
+// end of a task, never on the reservation hot path. Called with c.mu held,
+// before the slot's contribution is cleared.
+func (c *Controller) noteReleased(sl *slot) (mem, gpu float64) {
+	mem = max(0, sl.cost.mem-sl.cMem)
 	if sl.device >= 0 {
-		r.gpu = max(0, sl.cost.gpu-sl.cGPU)
+		gpu = max(0, sl.cost.gpu-sl.cGPU)
 	}
-	if r.mem <= 0 && r.gpu <= 0 {
-		return r
+	if mem > 0 || gpu > 0 {
+		c.rels = append(c.rels, released{sup: sl.sup, at: c.nanos(), mem: mem, gpu: gpu, dev: sl.device})
 	}
-	r.at = c.nanos()
-	c.rels = append(c.rels, r)
-	return r
+	return mem, gpu
 }
 
 // takeReleased sums, and takes out, the footprint released before t: on

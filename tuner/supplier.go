@@ -370,16 +370,16 @@ func (s *SlotSupplier) releaseUsed(sl *slot) {
 	s.used--
 	c.cpuRoom += sl.cCPU
 	mem, gpu := sl.cMem, sl.cGPU
-	r := c.noteReleased(sl)
-	if r.mem > 0 && s.promptMem.prompt() {
-		take := min(r.mem, c.memDeficit)
+	shownMem, shownGPU := c.noteReleased(sl)
+	if shownMem > 0 && s.promptMem.prompt() {
+		take := min(shownMem, c.memDeficit)
 		c.memDeficit -= take
-		mem += r.mem - take
+		mem += shownMem - take
 	}
-	if r.gpu > 0 && s.promptGPU.prompt() {
-		take := min(r.gpu, c.gpuDeficit[sl.device])
+	if shownGPU > 0 && s.promptGPU.prompt() {
+		take := min(shownGPU, c.gpuDeficit[sl.device])
 		c.gpuDeficit[sl.device] -= take
-		gpu += r.gpu - take
+		gpu += shownGPU - take
 	}
 	c.memRoom += mem
 	if sl.device >= 0 {
