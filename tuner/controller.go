@@ -743,10 +743,12 @@ type slot struct {
 	usedAt int64    // -1 until MarkSlotUsed
 	device int      // GPU device index, -1 if none
 	sticky int8     // +1 sticky, -1 normal, 0 unknown
-	cost   costVec  // expected cost when used (unused slots hold their supplier's est)
-	// What the slot holds in the budget (cores, bytes, bytes): its full cost
-	// from reservation, then its remaining cost at the latest reading, 0
-	// once settled. Releasing the slot gives exactly this back.
+	// The slot's expected cost from when it is used. Until then it holds
+	// its supplier's current cost in the reserved sums (see hold).
+	cost costVec
+	// What a used slot holds in the budget (cores, bytes, bytes): its full
+	// cost when used, then its remaining cost at the latest reading, 0 once
+	// settled. Releasing the slot gives exactly this back.
 	cCPU, cMem, cGPU float64
 	wu               float64 // remaining fraction at the latest usage reading
 }
