@@ -349,7 +349,7 @@ func (c *Controller) resync(s *resources.Snapshot) {
 		if lim := float64(u.MemoryLimitBytes); lim > 0 {
 			footprint := c.settledMem + m.vmem
 			mem -= footprint / lim
-			surplus := unmodeled(c.baseMem, c.baseSet, footprint, float64(u.MemoryBytes))
+			surplus := unmodeled(c.baseMem, c.baseSet, footprint, memInUse(u))
 			rel := c.takeReleased(tu, -1) / lim
 			released = releaseVerdict(surplus/lim, rel, c.memNoise.margin).and(c.memNoise.jumpVerdict(mem, rel))
 			c.memDeficit = deficit(surplus)
@@ -496,7 +496,7 @@ func (c *Controller) setRooms(s *resources.Snapshot, m *model) {
 	u := s.Usage
 	if c.baseSet {
 		// The reading as admission sees it (the fraction), in bytes.
-		m.pmem = floorPending(m.pmem, m.emem, u.Memory*float64(u.MemoryLimitBytes)-c.baseMem)
+		m.pmem = floorPending(m.pmem, m.emem, memInUse(u)-c.baseMem)
 	}
 	c.memRoom = room(c.targetMem, u.Memory+c.memNoise.margin, float64(u.MemoryLimitBytes), m.pmem)
 	c.cpuRoom = room(c.targetCPU, u.CPU+c.cpuNoise.margin, u.CPUCores, m.pcpu)
@@ -515,6 +515,18 @@ func (c *Controller) setRooms(s *resources.Snapshot, m *model) {
 		}
 		c.gpuRoom[i] = room(c.targetGPU, float64(d.UsedBytes)/total, total, m.pgpu[i])
 	}
+}
+
+// memInUse is the memory reading in bytes as admission sees it: the
+// fraction of the limit, which admission compares with the target. Every
+// use of the reading in bytes (the baseline, learning, the pending floor,
+// prompt release) goes through here, so that they agree with admission
+// whatever a Source puts in MemoryBytes; without a limit, MemoryBytes.
+func memInUse(u resources.Usage) float64 {
+	if u.MemoryLimitBytes > 0 {
+		return u.Memory * float64(u.MemoryLimitBytes)
+	}
+	return float64(u.MemoryBytes)
 }
 
 // floorPending keeps the pending of used slots from falling below what the
@@ -580,7 +592,7 @@ func (c *Controller) learn(s *resources.Snapshot, tu, tg int64) bool {
 		sl.sup.effUsed += 1 - sl.wu
 	}
 	u := s.Usage
-	memBytes := float64(u.MemoryBytes)
+	memBytes := memInUse(u)
 	cpuCores := u.CPU * u.CPUCores
 	if !inUse || !c.baseSet {
 		// Idle: whatever is in use belongs to something else.
