@@ -22,6 +22,7 @@ type scenario struct {
 	name     string
 	build    func() sim.Scenario
 	cost     tuner.Cost
+	floor    tuner.Cost // CostFloor; zero: the prior
 	settle   time.Duration
 	gpu      bool
 	feasible float64 // best mean a policy that never overshoots can reach (for the README)
@@ -48,6 +49,14 @@ var scenarios = []scenario{
 				Tasks: 1 << 30, Pollers: 4, Duration: 60 * time.Second, Warmup: 10 * time.Second, Resource: "memory", Target: 0.8}
 		}},
 	{name: "mixed sizes (prior = largest)", settle: 2 * time.Second, cost: tuner.Cost{MemoryBytes: 64 * gib * 6 / 100},
+		build: func() sim.Scenario {
+			sizes := []float64{0.01, 0.03, 0.06}
+			return sim.Scenario{Host: &sim.Host{BaseMem: 0.2, MemLimit: 64 * gib},
+				Task:  func(i int) sim.Task { return sim.Task{Mem: sizes[i%3], Ramp: 2 * time.Second, Hold: 3 * time.Second} },
+				Tasks: 1 << 30, Pollers: 4, Duration: 60 * time.Second, Warmup: 10 * time.Second, Resource: "memory", Target: 0.8}
+		}},
+	{name: "mixed sizes (prior = largest, floor = smallest)", settle: 2 * time.Second,
+		cost: tuner.Cost{MemoryBytes: 64 * gib * 6 / 100}, floor: tuner.Cost{MemoryBytes: 64 * gib / 100},
 		build: func() sim.Scenario {
 			sizes := []float64{0.01, 0.03, 0.06}
 			return sim.Scenario{Host: &sim.Host{BaseMem: 0.2, MemLimit: 64 * gib},
@@ -99,7 +108,7 @@ func runHeadroom(t *testing.T, sc scenario) (res sim.Result) {
 			t.Fatal(err)
 		}
 		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "activity", MinSlots: 1, MaxSlots: 1000,
-			RampThrottle: headroomRamp, Resources: res, Cost: sc.cost, SettleTime: sc.settle})
+			RampThrottle: headroomRamp, Resources: res, Cost: sc.cost, CostFloor: sc.floor, SettleTime: sc.settle})
 		if err != nil {
 			t.Fatal(err)
 		}
