@@ -74,6 +74,7 @@ func TestSlowAllocationNoOvershoot(t *testing.T) {
 				defer c.Close()
 				sup := slowAllocSupplier(t, c)
 				ours = sim.Run(sup, sc)
+				t.Logf("learned cost %.6f%%, settle %v, prompt %v", 100*float64(sup.Stats().Cost.MemoryBytes)/float64(64*GiB), sup.Stats().SettleTime, sup.Stats().PromptRelease)
 				assert.Zero(t, sup.Stats().Issued, "no slot left reserved")
 			})
 			synctest.Test(t, func(t *testing.T) {
@@ -100,13 +101,12 @@ func TestSlowAllocationNoOvershoot(t *testing.T) {
 			// life (2 s linear ramp, 3 s hold), so perfect packing gives exactly
 			// 0.2 + 0.6×0.8 = 0.68, and only if every ended task is replaced the
 			// instant it ends. Prompt release (learned: this host frees a task's
-			// memory when it ends) gets there: 0.678–0.680 in 58 of 60 runs under
-			// -race with other packages running, 0.665 in the other two (the
-			// cost learned a hair high: 20 slots fit exactly, 19 did).
-			// Without it (a release waiting for the next reading) this gave
-			// 0.661–0.677; pending that does not decay after MarkSlotUsed would
-			// give 0.60.
-			assert.GreaterOrEqual(t, ours.Mean, 0.66, "headroom mean after warm-up")
+			// memory when it ends) gets there: 0.678–0.681 in 139 of 140 runs
+			// under -race, half of them with other packages running, and 0.673
+			// in one. Without it (a release waiting for the next reading) this
+			// gave 0.661–0.677; pending that does not decay after MarkSlotUsed
+			// would give 0.60.
+			assert.GreaterOrEqual(t, ours.Mean, 0.67, "headroom mean after warm-up")
 			assert.Zero(t, ours.Outstanding)
 			assert.Greater(t, sdk.Peak, 0.82, "the SDK's reactive tuner overshoots this workload")
 		})
