@@ -27,7 +27,9 @@
 // (SlotSupplierOptions.Cost), refined online from what readings show per used
 // slot, never below SlotSupplierOptions.CostFloor. pending_r is the part of
 // issued slots' cost not yet visible: a reserved slot counts its whole cost
-// (it can become a task at any moment and cannot be revoked); once used, its
+// (it can become a task at any moment and cannot be revoked), at its class's
+// current cost, so that a cost learned higher also covers slots reserved
+// before; once used, its
 // share falls linearly to zero over the settle time as its footprint
 // appears. Pending is taken at the time of the reading it is added to, never
 // later: what appeared since is in neither.
@@ -69,7 +71,9 @@
 //
 // The budget is computed once per reading. TryReserveSlot takes one short
 // lock and compares the slot's cost with it: no syscall, no clock read unless
-// the supplier has a RampThrottle, no walk over pending slots. Permits are
+// the supplier has a RampThrottle, no walk over pending slots. A reserved,
+// unused slot lives only in per-controller sums, so reserving and releasing
+// one (an empty poll) store a dozen words between them. Permits are
 // never reused (the SDK reads a permit after ReleaseSlot returns and keys a
 // map by it), so they are carved from blocks of 170: one allocation per 170
 // reservations, the same bytes per reservation as the SDK's fixed-size
