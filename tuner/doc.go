@@ -73,7 +73,7 @@
 // lock and compares the slot's cost with it: no syscall, no clock read unless
 // the supplier has a RampThrottle, no walk over pending slots. A reserved,
 // unused slot lives only in per-controller sums, so reserving and releasing
-// one (an empty poll) store a dozen words between them. Permits are
+// one (an empty poll) store about twenty words between them. Permits are
 // never reused (the SDK reads a permit after ReleaseSlot returns and keys a
 // map by it), so they are carved from blocks of 170: one allocation per 170
 // reservations, the same bytes per reservation as the SDK's fixed-size
