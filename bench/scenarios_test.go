@@ -32,6 +32,14 @@ func memTask(mem float64, ramp, hold time.Duration) func(int) sim.Task {
 	return func(int) sim.Task { return sim.Task{Mem: mem, Ramp: ramp, Hold: hold} }
 }
 
+// mixedSizes: tasks of 1, 3 and 6 % of memory in turn.
+func mixedSizes() sim.Scenario {
+	sizes := []float64{0.01, 0.03, 0.06}
+	return sim.Scenario{Host: &sim.Host{BaseMem: 0.2, MemLimit: 64 * gib},
+		Task:  func(i int) sim.Task { return sim.Task{Mem: sizes[i%3], Ramp: 2 * time.Second, Hold: 3 * time.Second} },
+		Tasks: 1 << 30, Pollers: 4, Duration: 60 * time.Second, Warmup: 10 * time.Second, Resource: "memory", Target: 0.8}
+}
+
 var scenarios = []scenario{
 	{name: "fast tasks", settle: 200 * time.Millisecond, cost: tuner.Cost{MemoryBytes: 64 * gib / 100},
 		build: func() sim.Scenario {
@@ -49,20 +57,10 @@ var scenarios = []scenario{
 				Tasks: 1 << 30, Pollers: 4, Duration: 60 * time.Second, Warmup: 10 * time.Second, Resource: "memory", Target: 0.8}
 		}},
 	{name: "mixed sizes (prior = largest)", settle: 2 * time.Second, cost: tuner.Cost{MemoryBytes: 64 * gib * 6 / 100},
-		build: func() sim.Scenario {
-			sizes := []float64{0.01, 0.03, 0.06}
-			return sim.Scenario{Host: &sim.Host{BaseMem: 0.2, MemLimit: 64 * gib},
-				Task:  func(i int) sim.Task { return sim.Task{Mem: sizes[i%3], Ramp: 2 * time.Second, Hold: 3 * time.Second} },
-				Tasks: 1 << 30, Pollers: 4, Duration: 60 * time.Second, Warmup: 10 * time.Second, Resource: "memory", Target: 0.8}
-		}},
+		build: mixedSizes},
 	{name: "mixed sizes (prior = largest, floor = smallest)", settle: 2 * time.Second,
 		cost: tuner.Cost{MemoryBytes: 64 * gib * 6 / 100}, floor: tuner.Cost{MemoryBytes: 64 * gib / 100},
-		build: func() sim.Scenario {
-			sizes := []float64{0.01, 0.03, 0.06}
-			return sim.Scenario{Host: &sim.Host{BaseMem: 0.2, MemLimit: 64 * gib},
-				Task:  func(i int) sim.Task { return sim.Task{Mem: sizes[i%3], Ramp: 2 * time.Second, Hold: 3 * time.Second} },
-				Tasks: 1 << 30, Pollers: 4, Duration: 60 * time.Second, Warmup: 10 * time.Second, Resource: "memory", Target: 0.8}
-		}},
+		build: mixedSizes},
 	{name: "noisy readings (±2 pts)", settle: 2 * time.Second, cost: tuner.Cost{MemoryBytes: 64 * gib * 3 / 100},
 		build: func() sim.Scenario {
 			return sim.Scenario{Host: &sim.Host{BaseMem: 0.2, MemLimit: 64 * gib, Noise: 0.02}, Task: memTask(0.03, 2*time.Second, 3*time.Second),
