@@ -641,7 +641,7 @@ func (c *Controller) learn(s *resources.Snapshot, tu, tg int64) bool {
 // held.
 func (c *Controller) learnSettle(mem, gpu float64, haveGPU bool, tu, tg int64) bool {
 	for _, sup := range c.suppliers {
-		sup.shows = [nSettle]float64{}
+		sup.shows = [nSettle][nShape]float64{}
 	}
 	for sl := c.used.head; sl != nil; sl = sl.l[inUsed].next {
 		t := tu
@@ -677,6 +677,7 @@ func (c *Controller) learnSettle(mem, gpu float64, haveGPU bool, tu, tg int64) b
 		sup.fit.add(u, &sup.shows)
 		if sup.fit.choose() {
 			sup.settle = sup.fit.cand[sup.fit.cur]
+			sup.onset = settleOnset[sup.fit.shape]
 			moved = true
 		}
 	}
@@ -766,13 +767,20 @@ type slot struct {
 }
 
 // weight is the fraction of the slot's cost not yet visible in a reading
-// taken at t: all of it until the slot is used (or if it was used after t),
-// then falling linearly to zero over the supplier's settle time.
+// taken at t: all of it until the slot is used (or if it was used after t)
+// and through its supplier's onset, then falling linearly to zero at the
+// settle time; below zero after it.
 func (s *slot) weight(t int64) float64 {
 	if s.usedAt < 0 || s.usedAt >= t {
 		return 1
 	}
-	return 1 - float64(t-s.usedAt)/float64(s.sup.settle)
+	settle := float64(s.sup.settle)
+	start := s.sup.onset * settle
+	age := float64(t - s.usedAt)
+	if age <= start {
+		return 1
+	}
+	return 1 - (age-start)/(settle-start)
 }
 
 // hold adds an unused slot reserved on device (-1: none) to the reserved

@@ -278,9 +278,39 @@ func TestLateFootprintNoOvershoot(t *testing.T) {
 					Device: func(p *worker.SlotPermit) string { d, _ := sup.DeviceOf(p); return d },
 				})
 				st := sup.Stats()
-				t.Logf("declared %v: peak %.3f mean %.3f, learned settle %v, done %d", declared, res.Peak, res.Mean, st.SettleTime, res.Completed)
+				t.Logf("declared %v: peak %.3f mean %.3f, learned settle %v cost %.2f GiB, done %d", declared, res.Peak, res.Mean, st.SettleTime, float64(st.Cost.GPUMemoryBytes)/GiB, res.Completed)
 				assert.LessOrEqual(t, res.Peak, target+0.02)
 				assert.Greater(t, res.Peak, 0.45, "and fills the device: five loads are 0.50")
+				assert.Zero(t, res.Outstanding)
+			})
+		})
+	}
+}
+
+// A model load's footprint shows late: nothing while the process imports its
+// libraries, then all of it. Learned against the wrong shape (a footprint
+// that grows from the start), the cost came out 2.4× the truth and halved
+// throughput; the settle fit now also tries footprints that start late.
+func TestLateFootprintCostIsLearned(t *testing.T) {
+	for _, declared := range []time.Duration{2 * time.Second, 6 * time.Second} {
+		t.Run(declared.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := &sim.Host{BaseMem: 0.2, MemLimit: 64 * GiB}
+				c := newController(t, h, tuner.ControllerOptions{TargetMemory: 0.8})
+				defer c.Close()
+				sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "loads", MinSlots: 1, MaxSlots: 100,
+					Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: uint64(64*GiB) * 6 / 100}, SettleTime: declared})
+				require.NoError(t, err)
+				task := sim.Task{Mem: 0.06, Delay: 3500 * time.Millisecond, Ramp: 2 * time.Second, Hold: 2 * time.Second}
+				res := sim.Run(sup, sim.Scenario{Host: h, Tasks: 100000, Pollers: 8, Duration: 90 * time.Second, Warmup: 30 * time.Second,
+					Resource: "memory", Target: 0.8, Task: func(int) sim.Task { return task }})
+				st := sup.Stats()
+				cost := float64(st.Cost.MemoryBytes) / float64(64*GiB)
+				// Ten 6 % tasks fit; each lasts 7.5 s: 120 in 90 s at best.
+				t.Logf("declared %v: peak %.3f mean %.3f, learned cost %.4f settle %v, done %d", declared, res.Peak, res.Mean, cost, st.SettleTime, res.Completed)
+				assert.LessOrEqual(t, res.Peak, 0.82)
+				assert.InDelta(t, 0.06, cost, 0.012, "the cost learned is the task's footprint")
+				assert.GreaterOrEqual(t, res.Completed, 90)
 				assert.Zero(t, res.Outstanding)
 			})
 		})

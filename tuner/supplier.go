@@ -37,7 +37,10 @@ type SlotSupplier struct {
 	// none) and scratch for one reading.
 	fit      settleFit
 	settleOn Resource
-	shows    [nSettle]float64
+	shows    [nSettle][nShape]float64
+	// onset is the fraction of the settle time before a used slot's
+	// footprint starts to show (learned with it; see settleOnset).
+	onset float64
 	// Releases credited at once (see reclaim), and whether this supplier
 	// has releases in the reading being judged.
 	promptMem, promptGPU reclaim
