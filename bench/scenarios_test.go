@@ -61,6 +61,14 @@ var scenarios = []scenario{
 	{name: "mixed sizes (prior = largest, floor = smallest)", settle: 2 * time.Second,
 		cost: tuner.Cost{MemoryBytes: 64 * gib * 6 / 100}, floor: tuner.Cost{MemoryBytes: 64 * gib / 100},
 		build: mixedSizes},
+	{name: "model loads (nothing for 3.5 s, then 6 % over 2 s)", settle: 2 * time.Second, cost: tuner.Cost{MemoryBytes: 64 * gib * 6 / 100},
+		build: func() sim.Scenario {
+			return sim.Scenario{Host: &sim.Host{BaseMem: 0.2, MemLimit: 64 * gib},
+				Task: func(int) sim.Task {
+					return sim.Task{Mem: 0.06, Delay: 3500 * time.Millisecond, Ramp: 2 * time.Second, Hold: 2 * time.Second}
+				},
+				Tasks: 1 << 30, Pollers: 8, Duration: 90 * time.Second, Warmup: 30 * time.Second, Resource: "memory", Target: 0.8}
+		}},
 	{name: "noisy readings (±2 pts)", settle: 2 * time.Second, cost: tuner.Cost{MemoryBytes: 64 * gib * 3 / 100},
 		build: func() sim.Scenario {
 			return sim.Scenario{Host: &sim.Host{BaseMem: 0.2, MemLimit: 64 * gib, Noise: 0.02}, Task: memTask(0.03, 2*time.Second, 3*time.Second),

@@ -43,10 +43,14 @@
 // The settle time starts as SlotSupplierOptions.SettleTime and is learned:
 // the supplier compares the readings with the footprint its used slots would
 // show under candidate settle times (a quarter to eight times the declared
-// one) and moves when another fits clearly better, lengthening at once and
-// shortening in steps. A load declared too short would otherwise stop
-// counting as pending before it showed, and admission would overshoot like a
-// reactive tuner's.
+// one), each with three shapes (a footprint that grows from the start, or
+// that shows nothing for the first half or three quarters of the settle
+// time, as a model load does while it imports), and moves when another fits
+// clearly better, lengthening at once and shortening in steps. A load
+// declared too short would otherwise stop counting as pending before it
+// showed, and admission would overshoot like a reactive tuner's; fitted with
+// the wrong shape, its learned cost would come out several times too high
+// (Stats.SettleTime, Stats.SettleOnset).
 //
 // A released slot's footprint stays in the budget until a reading shows it
 // gone, unless readings have shown, eight in a row, that this supplier's

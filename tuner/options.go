@@ -125,7 +125,8 @@ type SlotSupplierOptions struct {
 	// SettleTime is how long a used slot's footprint takes to show in the
 	// readings (model load, dataset read): the starting point; the supplier
 	// learns it from the readings, within a quarter to eight times this
-	// value (Stats.SettleTime). Zero: DefaultSettleTime.
+	// value, and whether the footprint starts late (Stats.SettleTime,
+	// Stats.SettleOnset). Zero: DefaultSettleTime.
 	SettleTime time.Duration
 	// TrustCost admits against the declared Cost from the first slot. By
 	// default a supplier probes first: until a few of its slots have been

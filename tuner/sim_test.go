@@ -278,7 +278,7 @@ func TestLateFootprintNoOvershoot(t *testing.T) {
 					Device: func(p *worker.SlotPermit) string { d, _ := sup.DeviceOf(p); return d },
 				})
 				st := sup.Stats()
-				t.Logf("declared %v: peak %.3f mean %.3f, learned settle %v cost %.2f GiB, done %d", declared, res.Peak, res.Mean, st.SettleTime, float64(st.Cost.GPUMemoryBytes)/GiB, res.Completed)
+				t.Logf("declared %v: peak %.3f mean %.3f, learned settle %v (onset %v) cost %.2f GiB, done %d", declared, res.Peak, res.Mean, st.SettleTime, st.SettleOnset, float64(st.Cost.GPUMemoryBytes)/GiB, res.Completed)
 				assert.LessOrEqual(t, res.Peak, target+0.02)
 				assert.Greater(t, res.Peak, 0.45, "and fills the device: five loads are 0.50")
 				assert.Zero(t, res.Outstanding)
@@ -307,7 +307,7 @@ func TestLateFootprintCostIsLearned(t *testing.T) {
 				st := sup.Stats()
 				cost := float64(st.Cost.MemoryBytes) / float64(64*GiB)
 				// Ten 6 % tasks fit; each lasts 7.5 s: 120 in 90 s at best.
-				t.Logf("declared %v: peak %.3f mean %.3f, learned cost %.4f settle %v, done %d", declared, res.Peak, res.Mean, cost, st.SettleTime, res.Completed)
+				t.Logf("declared %v: peak %.3f mean %.3f, learned cost %.4f settle %v (onset %v), done %d", declared, res.Peak, res.Mean, cost, st.SettleTime, st.SettleOnset, res.Completed)
 				assert.LessOrEqual(t, res.Peak, 0.82)
 				assert.InDelta(t, 0.06, cost, 0.012, "the cost learned is the task's footprint")
 				assert.GreaterOrEqual(t, res.Completed, 90)

@@ -127,8 +127,9 @@ type Stats struct {
 	Refused      map[Reason]uint64
 	Cost         Cost // current (learned) cost per slot
 	// SettleTime is the current (learned) time a used slot's footprint
-	// takes to show in the readings.
-	SettleTime time.Duration
+	// takes to show in the readings, and SettleOnset how long of it shows
+	// nothing (a model load's imports; zero: it grows from the start).
+	SettleTime, SettleOnset time.Duration
 	// PromptRelease is the resources for which readings have confirmed that
 	// a released slot's footprint is gone by the next reading, so releases
 	// give it back to the budget at once.
@@ -142,6 +143,7 @@ func (s *SlotSupplier) Stats() Stats {
 	st.Issued, st.Used, st.Granted = s.issued, s.used, s.granted()
 	st.Cost = Cost{CPUCores: s.est.cpu, MemoryBytes: uint64(s.est.mem), GPUMemoryBytes: uint64(s.est.gpu)}
 	st.SettleTime = time.Duration(s.settle)
+	st.SettleOnset = time.Duration(s.onset * float64(s.settle))
 	if s.promptMem.prompt() {
 		st.PromptRelease |= Memory
 	}
