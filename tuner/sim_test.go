@@ -316,3 +316,40 @@ func TestLateFootprintCostIsLearned(t *testing.T) {
 		})
 	}
 }
+
+// Idle baselines are learned while no slot is used. Usage by something else
+// that grows while the worker stays busy is taken for larger tasks: the cost
+// learned rises and admission gets more careful, never less (0.2 → 0.35 of
+// memory over 30 s: the cost doubled, or tripled for late footprints, and
+// throughput fell to 64 % and 40 % of a steady host's).
+func TestForeignGrowthWhileBusyNoOvershoot(t *testing.T) {
+	for _, late := range []bool{false, true} {
+		t.Run(fmt.Sprintf("late=%v", late), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := &sim.Host{BaseMem: 0.2, MemLimit: 64 * GiB}
+				c := newController(t, h, tuner.ControllerOptions{TargetMemory: 0.8})
+				defer c.Close()
+				sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "m", MinSlots: 1, MaxSlots: 100,
+					Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: uint64(64*GiB) * 6 / 100}, SettleTime: 2 * time.Second})
+				require.NoError(t, err)
+				go func() {
+					for i := 1; i <= 30; i++ {
+						time.Sleep(time.Second)
+						h.SetBaseMem(0.2 + 0.15*float64(i)/30)
+					}
+				}()
+				task := sim.Task{Mem: 0.06, Ramp: 2 * time.Second, Hold: 3 * time.Second}
+				if late {
+					task = sim.Task{Mem: 0.06, Delay: 3500 * time.Millisecond, Ramp: 2 * time.Second, Hold: 2 * time.Second}
+				}
+				res := sim.Run(sup, sim.Scenario{Host: h, Tasks: 100000, Pollers: 8, Duration: 120 * time.Second, Warmup: 10 * time.Second,
+					Resource: "memory", Target: 0.8, Task: func(int) sim.Task { return task }})
+				st := sup.Stats()
+				t.Logf("peak %.3f mean %.3f, learned cost %.4f, done %d", res.Peak, res.Mean, float64(st.Cost.MemoryBytes)/float64(64*GiB), res.Completed)
+				assert.LessOrEqual(t, res.Peak, 0.82)
+				assert.Greater(t, res.Completed, 40, "and keeps working")
+				assert.Zero(t, res.Outstanding)
+			})
+		})
+	}
+}

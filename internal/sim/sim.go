@@ -330,3 +330,11 @@ func leastUsed(h *Host) string {
 	}
 	return best
 }
+
+// SetBaseMem changes what the host uses besides its tasks (another process
+// growing or shrinking) while tasks run.
+func (h *Host) SetBaseMem(v float64) {
+	h.mu.Lock()
+	h.BaseMem = v
+	h.mu.Unlock()
+}
