@@ -19,6 +19,10 @@ const (
 	MetricSlotsRefused   = "headroom.slots.refused"    // counter; attrs supplier, reason
 	MetricSlotCost       = "headroom.slot.cost"        // gauge, learned cost (cores or bytes); attrs supplier, resource
 	MetricSettleTime     = "headroom.slot.settle_time" // gauge, seconds, learned; attr supplier
+	// MetricSettleOnset is how much of the settle time shows nothing (a
+	// model load's imports; 0: the footprint grows from the start); gauge,
+	// seconds, learned; attr supplier.
+	MetricSettleOnset = "headroom.slot.settle_onset"
 	// MetricPromptRelease is 1 where readings have confirmed that released
 	// footprint is gone by the next reading, so releases are credited at
 	// once; attrs supplier, resource (memory, gpu_memory).
@@ -75,6 +79,10 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	onset, err := meter.Float64ObservableGauge(MetricSettleOnset, metric.WithUnit("s"), metric.WithDescription("How long of the settle time a used slot's footprint shows nothing (learned)"))
+	if err != nil {
+		return nil, err
+	}
 	prompt, err := meter.Int64ObservableGauge(MetricPromptRelease, metric.WithDescription("1 if releases give their footprint back at once (confirmed by readings)"))
 	if err != nil {
 		return nil, err
@@ -116,13 +124,14 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 			granted           uint64
 			refused           [numReasons]uint64
 			settle            int64
+			onset             float64
 			promptMem         bool
 			promptGPU         bool
 		}
 		rows := make([]row, 0, len(c.suppliers))
 		for _, s := range c.suppliers {
 			rows = append(rows, row{s.name, s.issued, s.used, s.opts.MaxSlots, s.est, s, s.granted(), s.refused,
-				s.settle, s.promptMem.prompt(), s.promptGPU.prompt()})
+				s.settle, s.onset, s.promptMem.prompt(), s.promptGPU.prompt()})
 		}
 		failures := c.sensorErr
 		c.mu.Unlock()
@@ -147,6 +156,7 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 				}
 			}
 			o.ObserveFloat64(settle, float64(r.settle)/1e9, sup)
+			o.ObserveFloat64(onset, r.onset*float64(r.settle)/1e9, sup)
 			for _, x := range []struct {
 				name   string
 				prompt bool
@@ -162,7 +172,7 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 			}
 		}
 		return nil
-	}, usage, target, issued, used, avail, granted, refused, cost, settle, prompt, sensor)
+	}, usage, target, issued, used, avail, granted, refused, cost, settle, onset, prompt, sensor)
 	if err != nil {
 		return nil, err
 	}

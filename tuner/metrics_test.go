@@ -59,6 +59,8 @@ func TestMetrics(t *testing.T) {
 	assert.Equal(t, 1.0, got[tuner.MetricSlotsGranted]["supplier=gpu-pool"])
 	assert.Equal(t, float64(1<<20), got[tuner.MetricSlotCost]["resource=memory,supplier=gpu-pool"])
 	assert.Equal(t, tuner.DefaultSettleTime.Seconds(), got[tuner.MetricSettleTime]["supplier=gpu-pool"], "declared, nothing learned yet")
+	require.Contains(t, got[tuner.MetricSettleOnset], "supplier=gpu-pool")
+	assert.Equal(t, 0.0, got[tuner.MetricSettleOnset]["supplier=gpu-pool"], "grows from the start until learned otherwise")
 	assert.Equal(t, 0.0, got[tuner.MetricPromptRelease]["resource=memory,supplier=gpu-pool"], "no release seen yet")
 	assert.NotContains(t, got[tuner.MetricPromptRelease], "resource=gpu_memory,supplier=gpu-pool", "not a GPU supplier")
 	assert.Contains(t, got, tuner.MetricSensorFailures)
