@@ -179,12 +179,19 @@ func (f *settleFit) choose() bool {
 	near := sse[best]*(1+settleTolerance) + slack
 	if ok[f.cur] && sse[f.cur] <= near {
 		// The settle time fits: keep its shape while that fits about as well
-		// as the best shape for it.
-		if e, fine := f.sse(f.cur, f.shape); fine && e <= sse[f.cur]*(1+settleTolerance)+slack {
+		// as the best shape for it. Like the settle time, the shape moves to
+		// a later onset (more pending) on that alone, to an earlier one only
+		// on the stronger evidence that shortening needs.
+		e, fine := f.sse(f.cur, f.shape)
+		switch {
+		case fine && e <= sse[f.cur]*(1+settleTolerance)+slack:
 			return false
+		case shape[f.cur] > f.shape,
+			f.slots >= settleMinSlots && (!fine || e > 2*sse[f.cur]+slack):
+			f.shape = shape[f.cur]
+			return true
 		}
-		f.shape = shape[f.cur]
-		return true
+		return false
 	}
 	longest := best
 	for k := nSettle - 1; k > best; k-- {
