@@ -769,18 +769,14 @@ type slot struct {
 // weight is the fraction of the slot's cost not yet visible in a reading
 // taken at t: all of it until the slot is used (or if it was used after t)
 // and through its supplier's onset, then falling linearly to zero at the
-// settle time; below zero after it.
+// settle time (see showing). It never goes below zero: a GPU slot whose
+// memory reading is past its settle time while its GPU reading is not would
+// otherwise count a negative pending.
 func (s *slot) weight(t int64) float64 {
 	if s.usedAt < 0 || s.usedAt >= t {
 		return 1
 	}
-	settle := float64(s.sup.settle)
-	start := s.sup.onset * settle
-	age := float64(t - s.usedAt)
-	if age <= start {
-		return 1
-	}
-	return 1 - (age-start)/(settle-start)
+	return 1 - showing(t-s.usedAt, s.sup.settle, s.sup.onset)
 }
 
 // hold adds an unused slot reserved on device (-1: none) to the reserved
