@@ -40,8 +40,9 @@ type Controller struct {
 	mu      sync.Mutex
 	pending slotList // used within their settle time
 	used    slotList // used, settled or not (for learning settle times)
-	// Reserved and not yet used slots hold their full cost until used or
-	// released, whenever a reading is taken: they are summed, not listed.
+	// Reserved and not yet used slots hold their supplier's current cost
+	// until used or released, whenever a reading is taken: they are summed,
+	// not listed (see hold, resumReserved).
 	reserved                 int
 	reservedCPU, reservedMem float64
 	reservedGPU              [maxDevices]float64
