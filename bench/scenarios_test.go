@@ -114,7 +114,7 @@ func runHeadroom(t *testing.T, sc scenario) (res sim.Result) {
 			t.Fatal(err)
 		}
 		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "activity", MinSlots: 1, MaxSlots: 1000,
-			RampThrottle: headroomRamp, Resources: res, Cost: sc.cost, CostFloor: sc.floor, SettleTime: sc.settle})
+			RampThrottle: headroomRamp, Resources: res, Cost: sc.cost, CostFloor: sc.floor})
 		if err != nil {
 			t.Fatal(err)
 		}

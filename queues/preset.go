@@ -33,17 +33,15 @@ func PresetFor(c Class) Preset {
 	case GPU:
 		p.Activity = tuner.SlotSupplierOptions{
 			Name: "gpu", MinSlots: 1, MaxSlots: 4, RampThrottle: 500 * time.Millisecond,
-			Resources:  tuner.GPUMemory | tuner.Memory,
-			Cost:       tuner.Cost{GPUMemoryBytes: 6 * gib, MemoryBytes: 2 * gib},
-			SettleTime: 10 * time.Second, // model load
+			Resources: tuner.GPUMemory | tuner.Memory,
+			Cost:      tuner.Cost{GPUMemoryBytes: 6 * gib, MemoryBytes: 2 * gib},
 		}
 		p.ActivityPollers = 2
 	case HighMemory:
 		p.Activity = tuner.SlotSupplierOptions{
 			Name: "high-memory", MinSlots: 1, MaxSlots: 16, RampThrottle: 200 * time.Millisecond,
-			Resources:  tuner.Memory,
-			Cost:       tuner.Cost{MemoryBytes: 4 * gib},
-			SettleTime: 5 * time.Second, // dataset read
+			Resources: tuner.Memory,
+			Cost:      tuner.Cost{MemoryBytes: 4 * gib},
 		}
 		p.ActivityPollers = 2
 	case VideoEncoding:
@@ -104,7 +102,7 @@ func NewWorker(c client.Client, reg *Registry, q Queue, ctrl *tuner.Controller, 
 			return nil, nil, fmt.Errorf("%w: %s is set; the preset's tuner decides concurrency", ErrWorkerOptions, f.name)
 		}
 	}
-	t, err := tuner.New(tuner.Options{Shared: ctrl, Workflow: p.Workflow, Activity: p.Activity})
+	t, err := tuner.New(tuner.Options{Name: q.Name, Shared: ctrl, Workflow: p.Workflow, Activity: p.Activity})
 	if err != nil {
 		return nil, nil, err
 	}

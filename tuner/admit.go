@@ -7,15 +7,15 @@ type Reason uint8
 
 // Refusal reasons, as they appear in the headroom.slots.refused metric.
 const (
-	ReasonNone Reason = iota
-	ReasonMax
-	ReasonRamp
-	ReasonStale
-	ReasonCPU
-	ReasonMemory
-	ReasonGPU
-	// ReasonProbe: the supplier's cost is not confirmed by readings yet, and
-	// as many of its slots as the probe window allows are already in flight.
+	reasonNone   Reason = iota
+	ReasonMax           // MaxSlots issued
+	ReasonRamp          // RampThrottle since the last admission
+	ReasonStale         // readings failing or stale: MinSlots only
+	ReasonCPU           // no room for one more slot's CPU
+	ReasonMemory        // no room for one more slot's memory
+	ReasonGPU           // no device with room for one more slot's GPU memory
+	// ReasonProbe: the class's cost is neither declared nor confirmed yet,
+	// and as many of its slots as it may probe with are issued.
 	ReasonProbe
 	numReasons
 )
@@ -29,30 +29,56 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
-// gate is the part of a decision that does not look at resources. A
-// supplier keeps its own, updated in place, so that the hot path checks it
-// without building or copying anything.
-type gate struct {
-	issued, min, max int
-	ramp             int64 // nanoseconds; 0: no throttle
-	lastIssue        int64 // when the last slot was issued; < 0: never
-}
+// shared reports whether the reason is a shared resource running out (as
+// opposed to the class's own limits): a waiter refused for it holds back
+// later waiters that need the same resource (see waiters).
+func (r Reason) shared() bool { return r == ReasonCPU || r == ReasonMemory || r == ReasonGPU }
 
-// check decides at now (read only with a ramp) whether a slot may be issued
-// without looking at resources (bypass), must be refused (r, and for
-// ReasonRamp how long until the throttle allows one), or is decided by the
-// budgets (bypass false, r ReasonNone). fresh reports whether every governed
-// reading is usable.
-func (g *gate) check(now int64, fresh bool) (bypass bool, r Reason, wait time.Duration) {
-	switch {
-	case g.issued >= g.max:
-		return false, ReasonMax, 0
-	case g.issued < g.min:
-		return true, ReasonNone, 0
-	case !fresh:
-		return false, ReasonStale, 0
-	case g.ramp > 0 && g.lastIssue >= 0 && now-g.lastIssue < g.ramp:
-		return false, ReasonRamp, time.Duration(g.ramp - (now - g.lastIssue))
+// Workflow task queue kinds, as a slot records them.
+const (
+	kindUnknown int8 = 0
+	kindSticky  int8 = 1
+	kindNormal  int8 = -1
+)
+
+// decide is the admission decision: whether one more slot of class k, for a
+// task queue of the given kind, may be issued at now (nanoseconds; read only
+// with a ramp) against budget b, whose readings are usable if fresh. It
+// returns the device to charge (-1: none) or the refusal and, for
+// ReasonRamp, how long until the throttle allows one. It changes nothing.
+//
+// In order: never above MaxSlots; always below MinSlots; workflow pollers
+// never starve (each queue kind gets its first slot whatever the readings
+// say, and neither takes the last slot while the other holds none); stale
+// readings admit nothing more; the ramp throttle spaces admissions; a
+// probing class stays within its window; then the budget: the slot's charge
+// must fit every resource the class consumes.
+func decide(k *class, b *budget, kind int8, now int64, fresh bool) (int, Reason, time.Duration) {
+	if k.issued >= k.max {
+		return -1, ReasonMax, 0
 	}
-	return false, ReasonNone, 0
+	starving := false
+	if k.sawSticky && kind != kindUnknown {
+		mine, other := k.normal(), k.sticky
+		if kind == kindSticky {
+			mine, other = k.sticky, k.normal()
+		}
+		starving = mine == 0
+		if other == 0 && mine > 0 && k.issued >= k.max-1 && k.max > 1 {
+			return -1, ReasonMax, 0
+		}
+	}
+	if k.issued < k.min || starving {
+		return b.anyDevice(k), reasonNone, 0
+	}
+	if !fresh {
+		return -1, ReasonStale, 0
+	}
+	if k.ramp > 0 && k.lastIssue >= 0 && now-k.lastIssue < k.ramp {
+		return -1, ReasonRamp, time.Duration(k.ramp - (now - k.lastIssue))
+	}
+	if k.probing() && k.issued >= k.probeWindow() {
+		return -1, ReasonProbe, 0
+	}
+	return b.fits(k)
 }

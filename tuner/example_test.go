@@ -22,7 +22,7 @@ func Example() {
 		},
 		Activity: tuner.SlotSupplierOptions{
 			Name: "activity", MinSlots: 1, MaxSlots: 50, RampThrottle: 10 * time.Millisecond,
-			Cost: tuner.Cost{MemoryBytes: 512 << 20, CPUCores: 0.5}, SettleTime: 5 * time.Second,
+			Cost: tuner.Cost{MemoryBytes: 512 << 20, CPUCores: 0.5},
 		},
 	})
 	if err != nil {

@@ -63,7 +63,7 @@ func TestRealGPUModelLoads(t *testing.T) {
 	defer c.Close()
 	require.NoError(t, c.WaitReady(ctx))
 	sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "gpu", MinSlots: 1, MaxSlots: 20,
-		Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 8 << 30}, SettleTime: settle})
+		Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 8 << 30}})
 	require.NoError(t, err)
 
 	var peak atomic.Uint64
@@ -111,7 +111,7 @@ func TestRealGPUModelLoads(t *testing.T) {
 	st := sup.Stats()
 	peakFrac := float64(peak.Load()) / total
 	t.Logf("declared settle time %v: %d loads in %v; at most %d at once; peak %.3f of the device (target %.3f); learned settle time %v, cost %d MiB; prompt release %v; refused %v",
-		settle, tasks, time.Since(start).Round(time.Second), maxRunning.Load(), peakFrac, target, st.SettleTime, st.Cost.GPUMemoryBytes>>20, st.PromptRelease, st.Refused)
+		settle, tasks, time.Since(start).Round(time.Second), maxRunning.Load(), peakFrac, target, st.SettleTime, st.Cost.GPUMemoryBytes>>20, st.Confirmed, st.Refused)
 	assert.LessOrEqual(t, peakFrac, target+0.02, "no overshoot on a real GPU")
 	assert.Zero(t, st.Issued, "every permit released")
 }

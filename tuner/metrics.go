@@ -2,6 +2,7 @@ package tuner
 
 import (
 	"context"
+	"errors"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -17,22 +18,12 @@ const (
 	MetricSlotsAvailable = "headroom.slots.available"  // gauge: MaxSlots − issued; attr supplier
 	MetricSlotsGranted   = "headroom.slots.granted"    // counter; attr supplier
 	MetricSlotsRefused   = "headroom.slots.refused"    // counter; attrs supplier, reason
-	MetricSlotCost       = "headroom.slot.cost"        // gauge, learned cost (cores or bytes); attrs supplier, resource
+	MetricSlotCost       = "headroom.slot.cost"        // gauge, charge per slot (cores or bytes); attrs supplier, resource
 	MetricSettleTime     = "headroom.slot.settle_time" // gauge, seconds, learned; attr supplier
-	// MetricSettleOnset is how much of the settle time shows nothing (a
-	// model load's imports; 0: the footprint grows from the start); gauge,
-	// seconds, learned; attr supplier.
-	MetricSettleOnset = "headroom.slot.settle_onset"
-	// MetricPromptRelease is 1 where readings have confirmed that released
-	// footprint is gone by the next reading, so releases are credited at
-	// once; attrs supplier, resource (memory, gpu_memory).
-	MetricPromptRelease  = "headroom.slot.prompt_release"
-	MetricSensorFailures = "headroom.sensor.failures" // counter of transitions into unusable readings
+	MetricSensorFailures = "headroom.sensor.failures"  // counter of transitions into unusable readings
 )
 
-type metrics struct {
-	reg metric.Registration
-}
+type metrics struct{ reg metric.Registration }
 
 func (m *metrics) close() error {
 	if m == nil || m.reg == nil {
@@ -41,140 +32,107 @@ func (m *metrics) close() error {
 	return m.reg.Unregister()
 }
 
+type instruments struct {
+	usage, target, cost, settle metric.Float64ObservableGauge
+	issued, used, avail         metric.Int64ObservableGauge
+	granted, refused, sensor    metric.Int64ObservableCounter
+}
+
 func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 	meter := mp.Meter("github.com/headroomhq/headroom/tuner")
-	usage, err := meter.Float64ObservableGauge(MetricUsage, metric.WithDescription("Resource usage as a fraction of capacity"))
-	if err != nil {
-		return nil, err
+	var in instruments
+	var errs []error
+	f := func(dst *metric.Float64ObservableGauge, name, unit, desc string) {
+		g, err := meter.Float64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		*dst = g
+		errs = append(errs, err)
 	}
-	target, err := meter.Float64ObservableGauge(MetricTarget, metric.WithDescription("Admission target as a fraction of capacity"))
-	if err != nil {
-		return nil, err
+	i := func(dst *metric.Int64ObservableGauge, name, desc string) {
+		g, err := meter.Int64ObservableGauge(name, metric.WithDescription(desc))
+		*dst = g
+		errs = append(errs, err)
 	}
-	issued, err := meter.Int64ObservableGauge(MetricSlotsIssued, metric.WithDescription("Slots issued and not yet released"))
-	if err != nil {
-		return nil, err
+	n := func(dst *metric.Int64ObservableCounter, name, desc string) {
+		g, err := meter.Int64ObservableCounter(name, metric.WithDescription(desc))
+		*dst = g
+		errs = append(errs, err)
 	}
-	used, err := meter.Int64ObservableGauge(MetricSlotsUsed, metric.WithDescription("Issued slots running a task"))
-	if err != nil {
-		return nil, err
-	}
-	avail, err := meter.Int64ObservableGauge(MetricSlotsAvailable, metric.WithDescription("MaxSlots minus issued"))
-	if err != nil {
-		return nil, err
-	}
-	granted, err := meter.Int64ObservableCounter(MetricSlotsGranted, metric.WithDescription("Slots granted"))
-	if err != nil {
-		return nil, err
-	}
-	refused, err := meter.Int64ObservableCounter(MetricSlotsRefused, metric.WithDescription("Reservation attempts refused, by reason"))
-	if err != nil {
-		return nil, err
-	}
-	cost, err := meter.Float64ObservableGauge(MetricSlotCost, metric.WithDescription("Expected cost of one slot (cores or bytes)"))
-	if err != nil {
-		return nil, err
-	}
-	settle, err := meter.Float64ObservableGauge(MetricSettleTime, metric.WithUnit("s"), metric.WithDescription("How long a used slot's footprint takes to show in the readings (learned)"))
-	if err != nil {
-		return nil, err
-	}
-	onset, err := meter.Float64ObservableGauge(MetricSettleOnset, metric.WithUnit("s"), metric.WithDescription("How long of the settle time a used slot's footprint shows nothing (learned)"))
-	if err != nil {
-		return nil, err
-	}
-	prompt, err := meter.Int64ObservableGauge(MetricPromptRelease, metric.WithDescription("1 if releases give their footprint back at once (confirmed by readings)"))
-	if err != nil {
-		return nil, err
-	}
-	sensor, err := meter.Int64ObservableCounter(MetricSensorFailures, metric.WithDescription("Transitions into unusable readings"))
-	if err != nil {
+	f(&in.usage, MetricUsage, "1", "Resource usage as a fraction of capacity")
+	f(&in.target, MetricTarget, "1", "Admission target as a fraction of capacity")
+	f(&in.cost, MetricSlotCost, "", "What one slot is charged (cores or bytes)")
+	f(&in.settle, MetricSettleTime, "s", "How long a used slot's footprint takes to grow, as learned (0: not yet)")
+	i(&in.issued, MetricSlotsIssued, "Slots issued and not yet released")
+	i(&in.used, MetricSlotsUsed, "Issued slots running a task")
+	i(&in.avail, MetricSlotsAvailable, "MaxSlots minus issued")
+	n(&in.granted, MetricSlotsGranted, "Slots granted")
+	n(&in.refused, MetricSlotsRefused, "Reservation attempts refused, by reason")
+	n(&in.sensor, MetricSensorFailures, "Transitions into unusable readings")
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		snap := c.monitor.Snapshot()
-		res := func(r string) metric.ObserveOption {
-			return metric.WithAttributes(attribute.String("resource", r))
-		}
-		if !snap.UsageAt.IsZero() {
-			if c.targetCPU > 0 {
-				o.ObserveFloat64(usage, snap.Usage.CPU, res("cpu"))
-			}
-			if c.targetMem > 0 {
-				o.ObserveFloat64(usage, snap.Usage.Memory, res("memory"))
-			}
-		}
-		for _, d := range snap.GPUs {
-			o.ObserveFloat64(usage, d.Used(), metric.WithAttributes(attribute.String("resource", "gpu_memory"), attribute.String("device", d.UUID)))
-		}
-		for _, t := range []struct {
-			name string
-			v    float64
-		}{{"cpu", c.targetCPU}, {"memory", c.targetMem}, {"gpu_memory", c.targetGPU}} {
-			if t.v > 0 {
-				o.ObserveFloat64(target, t.v, res(t.name))
-			}
-		}
-		c.mu.Lock()
-		type row struct {
-			name              string
-			issued, used, max int
-			est               costVec
-			sup               *SlotSupplier
-			granted           uint64
-			refused           [numReasons]uint64
-			settle            int64
-			onset             float64
-			promptMem         bool
-			promptGPU         bool
-		}
-		rows := make([]row, 0, len(c.suppliers))
-		for _, s := range c.suppliers {
-			rows = append(rows, row{s.name, s.issued, s.used, s.opts.MaxSlots, s.est, s, s.granted(), s.refused,
-				s.settle, s.onset, s.promptMem.prompt(), s.promptGPU.prompt()})
-		}
-		failures := c.sensorErr
-		c.mu.Unlock()
-		o.ObserveInt64(sensor, int64(failures))
-		for _, r := range rows {
-			sup := metric.WithAttributes(attribute.String("supplier", r.name))
-			o.ObserveInt64(issued, int64(r.issued), sup)
-			o.ObserveInt64(used, int64(r.used), sup)
-			o.ObserveInt64(avail, int64(r.max-r.issued), sup)
-			o.ObserveInt64(granted, int64(r.granted), sup)
-			for reason := Reason(1); reason < numReasons; reason++ {
-				o.ObserveInt64(refused, int64(r.refused[reason]),
-					metric.WithAttributes(attribute.String("supplier", r.name), attribute.String("reason", reason.String())))
-			}
-			for _, x := range []struct {
-				name string
-				v    float64
-				on   bool
-			}{{"cpu", r.est.cpu, r.sup.need&CPU != 0}, {"memory", r.est.mem, r.sup.need&Memory != 0}, {"gpu_memory", r.est.gpu, r.sup.need&GPUMemory != 0}} {
-				if x.on {
-					o.ObserveFloat64(cost, x.v, metric.WithAttributes(attribute.String("supplier", r.name), attribute.String("resource", x.name)))
-				}
-			}
-			o.ObserveFloat64(settle, float64(r.settle)/1e9, sup)
-			o.ObserveFloat64(onset, r.onset*float64(r.settle)/1e9, sup)
-			for _, x := range []struct {
-				name   string
-				prompt bool
-				on     bool
-			}{{"memory", r.promptMem, r.sup.need&Memory != 0}, {"gpu_memory", r.promptGPU, r.sup.need&GPUMemory != 0}} {
-				if x.on {
-					v := int64(0)
-					if x.prompt {
-						v = 1
-					}
-					o.ObserveInt64(prompt, v, metric.WithAttributes(attribute.String("supplier", r.name), attribute.String("resource", x.name)))
-				}
-			}
-		}
+		c.observe(o, &in)
 		return nil
-	}, usage, target, issued, used, avail, granted, refused, cost, settle, onset, prompt, sensor)
+	}, in.usage, in.target, in.cost, in.settle, in.issued, in.used, in.avail, in.granted, in.refused, in.sensor)
 	if err != nil {
 		return nil, err
 	}
 	return &metrics{reg: reg}, nil
+}
+
+// observe reports the metrics: readings from the snapshot, counters copied
+// under the lock and observed outside it.
+func (c *Controller) observe(o metric.Observer, in *instruments) {
+	snap := c.monitor.Snapshot()
+	attr := func(r string) metric.ObserveOption { return metric.WithAttributes(attribute.String("resource", r)) }
+	if !snap.UsageAt.IsZero() {
+		if c.target[resCPU] > 0 {
+			o.ObserveFloat64(in.usage, snap.Usage.CPU, attr("cpu"))
+		}
+		if c.target[resMem] > 0 {
+			o.ObserveFloat64(in.usage, snap.Usage.Memory, attr("memory"))
+		}
+	}
+	for _, d := range snap.GPUs {
+		o.ObserveFloat64(in.usage, d.Used(), metric.WithAttributes(attribute.String("resource", "gpu_memory"), attribute.String("device", d.UUID)))
+	}
+	for r := res(0); r < numRes; r++ {
+		if c.target[r] > 0 {
+			o.ObserveFloat64(in.target, c.target[r], attr(resNames[r]))
+		}
+	}
+	type row struct {
+		name              string
+		need              Resource
+		issued, used, max int
+		granted           uint64
+		refused           [numReasons]uint64
+		charge            vec
+		settle            float64
+	}
+	c.mu.Lock()
+	rows := make([]row, 0, len(c.classes))
+	for _, k := range c.classes {
+		rows = append(rows, row{k.name, k.need, k.issued, k.used, k.max, k.perm.carved, k.refused, k.charge, k.settle.Seconds()})
+	}
+	failures := c.sensorErr
+	c.mu.Unlock()
+	o.ObserveInt64(in.sensor, int64(failures))
+	for _, r := range rows {
+		sup := metric.WithAttributes(attribute.String("supplier", r.name))
+		o.ObserveInt64(in.issued, int64(r.issued), sup)
+		o.ObserveInt64(in.used, int64(r.used), sup)
+		o.ObserveInt64(in.avail, int64(r.max-r.issued), sup)
+		o.ObserveInt64(in.granted, int64(r.granted), sup)
+		o.ObserveFloat64(in.settle, r.settle, sup)
+		for reason := Reason(1); reason < numReasons; reason++ {
+			o.ObserveInt64(in.refused, int64(r.refused[reason]),
+				metric.WithAttributes(attribute.String("supplier", r.name), attribute.String("reason", reason.String())))
+		}
+		for x := res(0); x < numRes; x++ {
+			if r.need.has(x) {
+				o.ObserveFloat64(in.cost, r.charge[x], metric.WithAttributes(attribute.String("supplier", r.name), attribute.String("resource", resNames[x])))
+			}
+		}
+	}
 }

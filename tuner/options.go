@@ -75,7 +75,8 @@ type ControllerOptions struct {
 	// Zero: resources.DefaultStaleIntervals × SampleInterval.
 	StaleAfter time.Duration
 
-	// MeterProvider receives the metrics. Nil: none are recorded.
+	// MeterProvider receives the metrics. Nil: none are recorded (the otel
+	// global is not used).
 	MeterProvider metric.MeterProvider
 	// Logger. Nil: slog.Default().
 	Logger log.Logger
@@ -104,7 +105,8 @@ func (o *ControllerOptions) validate() error {
 
 // SlotSupplierOptions configures one [SlotSupplier].
 type SlotSupplierOptions struct {
-	// Name labels the supplier in metrics and logs ("activity", "gpu-ml-inference").
+	// Name labels the supplier in metrics and logs ("activity",
+	// "gpu-ml-inference"); unique per controller. Zero: "slots".
 	Name string
 	// MinSlots are admitted without looking at resources.
 	MinSlots int
@@ -112,33 +114,24 @@ type SlotSupplierOptions struct {
 	MaxSlots int
 	// RampThrottle is the least time between two admissions above MinSlots.
 	RampThrottle time.Duration
-	// Resources this class consumes; admission checks only these (and only
-	// those the controller has a target for). Zero: CPU|Memory.
+	// Resources this class consumes; admission checks those the controller
+	// has a target for (at least one must be). Zero: CPU|Memory.
 	Resources Resource
-	// Cost is the declared cost of one slot (the prior). Zero fields are
-	// learned from readings.
+	// Cost is the declared cost of one slot (the prior): what its task uses
+	// at most. Until the readings confirm it, a slot is charged twice this,
+	// so that a cost declared half the truth does not overshoot; then what
+	// the readings show. A zero field is learned from the readings alone,
+	// and the supplier probes meanwhile: it issues 2 slots, and 2 more for
+	// each slot seen through its whole life, until the readings show where
+	// the footprint stops growing.
 	Cost Cost
-	// CostFloor is the least a learned cost may fall to. Zero fields: the
-	// prior, so learning only ever raises a declared cost: an underestimate
-	// is what overshoots.
+	// CostFloor is the least a slot is ever charged. Zero: no floor.
 	CostFloor Cost
-	// SettleTime is how long a used slot's footprint takes to show in the
-	// readings (model load, dataset read): the starting point; the supplier
-	// learns it from the readings, within a quarter to eight times this
-	// value, and whether the footprint starts late (Stats.SettleTime,
-	// Stats.SettleOnset). Zero: DefaultSettleTime.
-	SettleTime time.Duration
-	// TrustCost admits against the declared Cost from the first slot. By
-	// default a supplier probes first: until a few of its slots have been
-	// seen in the readings, it keeps at most 1, 2, 4, then 8 slots in flight,
-	// so that a cost declared too low (or left to be learned) overshoots by a
-	// few slots at most while learning corrects it. Set it when Cost is
-	// measured, not guessed, and a fast start matters.
+	// TrustCost skips probing: slots are admitted against Cost (or what has
+	// been learned) from the first. Set it when Cost is measured, not
+	// guessed, and a fast start matters more than a first overshoot.
 	TrustCost bool
 }
-
-// DefaultSettleTime is used when SlotSupplierOptions.SettleTime is zero.
-const DefaultSettleTime = 2 * time.Second
 
 func (o *SlotSupplierOptions) normalize() error {
 	if o.MinSlots < 0 {
@@ -153,9 +146,6 @@ func (o *SlotSupplierOptions) normalize() error {
 	if o.RampThrottle < 0 {
 		return invalid("RampThrottle", "%v is negative", o.RampThrottle)
 	}
-	if o.SettleTime < 0 {
-		return invalid("SettleTime", "%v is negative", o.SettleTime)
-	}
 	if o.Resources&^(CPU|Memory|GPUMemory) != 0 {
 		return invalid("Resources", "unknown bits %b", o.Resources)
 	}
@@ -167,23 +157,11 @@ func (o *SlotSupplierOptions) normalize() error {
 			return invalid(c.name, "%v must be a non-negative number", c.v)
 		}
 	}
-	if o.SettleTime == 0 {
-		o.SettleTime = DefaultSettleTime
-	}
 	if o.Resources == 0 {
 		o.Resources = CPU | Memory
 	}
-	if o.Cost.GPUMemoryBytes > 0 {
-		o.Resources |= GPUMemory
-	}
-	if o.CostFloor.CPUCores == 0 {
-		o.CostFloor.CPUCores = o.Cost.CPUCores
-	}
-	if o.CostFloor.MemoryBytes == 0 {
-		o.CostFloor.MemoryBytes = o.Cost.MemoryBytes
-	}
-	if o.CostFloor.GPUMemoryBytes == 0 {
-		o.CostFloor.GPUMemoryBytes = o.Cost.GPUMemoryBytes
+	if (o.Cost.GPUMemoryBytes > 0 || o.CostFloor.GPUMemoryBytes > 0) && o.Resources&GPUMemory == 0 {
+		return invalid("Resources", "a GPU memory cost is set but GPUMemory is not among the Resources (%v)", o.Resources)
 	}
 	if o.Name == "" {
 		o.Name = "slots"
@@ -192,36 +170,16 @@ func (o *SlotSupplierOptions) normalize() error {
 }
 
 // DefaultWorkflowSlotSupplierOptions matches the SDK's workflow defaults:
-// workflow tasks are short and light, so there is no ramp.
+// workflow tasks are short and light, so there is no ramp. Nexus slots
+// default to these too.
 func DefaultWorkflowSlotSupplierOptions() SlotSupplierOptions {
 	return SlotSupplierOptions{Name: "workflow", MinSlots: 5, MaxSlots: 1000, Resources: CPU | Memory}
 }
 
 // DefaultActivitySlotSupplierOptions matches the SDK's activity defaults,
 // except MaxSlots (1,000 rather than 10,000: a bound users can see in the
-// slots-available metric).
+// slots-available metric). Local-activity and session slots default to
+// these too.
 func DefaultActivitySlotSupplierOptions() SlotSupplierOptions {
 	return SlotSupplierOptions{Name: "activity", MinSlots: 1, MaxSlots: 1000, RampThrottle: 50 * time.Millisecond, Resources: CPU | Memory}
-}
-
-// DefaultLocalActivitySlotSupplierOptions are the activity defaults.
-func DefaultLocalActivitySlotSupplierOptions() SlotSupplierOptions {
-	o := DefaultActivitySlotSupplierOptions()
-	o.Name = "local_activity"
-	return o
-}
-
-// DefaultNexusSlotSupplierOptions are the workflow defaults (nexus handlers
-// are short RPCs).
-func DefaultNexusSlotSupplierOptions() SlotSupplierOptions {
-	o := DefaultWorkflowSlotSupplierOptions()
-	o.Name = "nexus"
-	return o
-}
-
-// DefaultSessionSlotSupplierOptions are the activity defaults.
-func DefaultSessionSlotSupplierOptions() SlotSupplierOptions {
-	o := DefaultActivitySlotSupplierOptions()
-	o.Name = "session"
-	return o
 }

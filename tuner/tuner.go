@@ -1,6 +1,7 @@
 package tuner
 
 import (
+	"cmp"
 	"fmt"
 
 	"go.temporal.io/sdk/worker"
@@ -9,6 +10,10 @@ import (
 // Options configures [New]. A zero SlotSupplierOptions field takes that
 // kind's Default…SlotSupplierOptions.
 type Options struct {
+	// Name, if set, prefixes every supplier's name ("gpu-ml-inference/activity"),
+	// so that several workers' tuners can share a controller: supplier names
+	// are unique per controller.
+	Name string
 	// Controller configures the controller New creates. Ignored if Shared is set.
 	Controller ControllerOptions
 	// Shared uses an existing controller (one per process is the rule when
@@ -50,13 +55,16 @@ func New(opts Options) (*Tuner, error) {
 	}{
 		{"Workflow", opts.Workflow, DefaultWorkflowSlotSupplierOptions, &t.workflow},
 		{"Activity", opts.Activity, DefaultActivitySlotSupplierOptions, &t.activity},
-		{"LocalActivity", opts.LocalActivity, DefaultLocalActivitySlotSupplierOptions, &t.local},
-		{"Nexus", opts.Nexus, DefaultNexusSlotSupplierOptions, &t.nexus},
-		{"Session", opts.Session, DefaultSessionSlotSupplierOptions, &t.ss},
+		{"LocalActivity", opts.LocalActivity, named(DefaultActivitySlotSupplierOptions, "local_activity"), &t.local},
+		{"Nexus", opts.Nexus, named(DefaultWorkflowSlotSupplierOptions, "nexus"), &t.nexus},
+		{"Session", opts.Session, named(DefaultActivitySlotSupplierOptions, "session"), &t.ss},
 	} {
 		o := k.opts
 		if o == (SlotSupplierOptions{}) {
 			o = k.def()
+		}
+		if opts.Name != "" {
+			o.Name = opts.Name + "/" + cmp.Or(o.Name, "slots")
 		}
 		s, err := NewSlotSupplier(t.c, o)
 		if err != nil {
@@ -71,12 +79,26 @@ func New(opts Options) (*Tuner, error) {
 // Controller returns the controller the suppliers share.
 func (t *Tuner) Controller() *Controller { return t.c }
 
-// Close closes the controller if New created it.
+// Close takes the suppliers off the controller (each once its slots are
+// released) and closes the controller if New created it.
 func (t *Tuner) Close() error {
+	for _, s := range []*SlotSupplier{t.workflow, t.activity, t.local, t.nexus, t.ss} {
+		if s != nil {
+			s.Close()
+		}
+	}
 	if t.own {
 		return t.c.Close()
 	}
 	return nil
+}
+
+func named(def func() SlotSupplierOptions, name string) func() SlotSupplierOptions {
+	return func() SlotSupplierOptions {
+		o := def()
+		o.Name = name
+		return o
+	}
 }
 
 func (t *Tuner) GetWorkflowTaskSlotSupplier() worker.SlotSupplier    { return t.workflow }
@@ -85,8 +107,7 @@ func (t *Tuner) GetLocalActivitySlotSupplier() worker.SlotSupplier   { return t.
 func (t *Tuner) GetNexusSlotSupplier() worker.SlotSupplier           { return t.nexus }
 func (t *Tuner) GetSessionActivitySlotSupplier() worker.SlotSupplier { return t.ss }
 
-// Activity returns the activity supplier, for Stats.
-func (t *Tuner) Activity() *SlotSupplier { return t.activity }
-
-// Workflow returns the workflow supplier, for Stats.
-func (t *Tuner) Workflow() *SlotSupplier { return t.workflow }
+// Stats returns the activity and workflow suppliers' Stats.
+func (t *Tuner) Stats() (activity, workflow Stats) {
+	return t.activity.Stats(), t.workflow.Stats()
+}

@@ -146,8 +146,9 @@ func TestRoutingOnRealServer(t *testing.T) {
 		w.Stop()
 	}
 	for i, tu := range tuners {
-		t.Logf("pool %s: activity %+v workflow %+v", pools[i].q.Name, tu.Activity().Stats(), tu.Workflow().Stats())
-		assert.Zero(t, tu.Activity().Stats().Issued, "no permit left after Stop")
-		assert.Zero(t, tu.Workflow().Stats().Issued)
+		act, wf := tu.Stats()
+		t.Logf("pool %s: activity %+v workflow %+v", pools[i].q.Name, act, wf)
+		assert.Zero(t, act.Issued, "no permit left after Stop")
+		assert.Zero(t, wf.Issued)
 	}
 }

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,10 +81,10 @@ func TestTunerOnRealServer(t *testing.T) {
 	assert.Equal(t, int64(200), done.Load())
 	assert.LessOrEqual(t, peak.Load(), int64(maxSlots), "concurrency never exceeds MaxSlots")
 	assert.Greater(t, peak.Load(), int64(1), "the tuner admitted more than MinSlots")
-	for name, s := range map[string]*tuner.SlotSupplier{"activity": tu.Activity(), "workflow": tu.Workflow()} {
-		st := s.Stats()
+	act, wf := tu.Stats()
+	for name, st := range map[string]tuner.Stats{"activity": act, "workflow": wf} {
 		assert.Zero(t, st.Issued, "%s: no permit left after worker.Stop", name)
 		assert.Zero(t, st.Used, name)
 	}
-	fmt.Printf("tuner-it: peak concurrency %d of %d, activity slots granted %d\n", peak.Load(), maxSlots, tu.Activity().Stats().Granted)
+	t.Logf("tuner-it: peak concurrency %d of %d, activity slots granted %d", peak.Load(), maxSlots, act.Granted)
 }

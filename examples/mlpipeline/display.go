@@ -47,7 +47,7 @@ func refusals(st tuner.Stats) string {
 }
 
 func (t *table) draw(env *pipeline.Env, pools []*pipeline.Pool, done int) {
-	snap := env.Controller.Monitor().Snapshot()
+	snap := env.Controller.Snapshot()
 	u := snap.Usage
 	gpuUse := "n/a"
 	for _, d := range snap.GPUs {
@@ -57,7 +57,7 @@ func (t *table) draw(env *pipeline.Env, pools []*pipeline.Pool, done int) {
 	if !t.tty {
 		var ps []string
 		for _, p := range pools {
-			st := p.Tuner.Activity().Stats()
+			st, _ := p.Tuner.Stats()
 			ps = append(ps, fmt.Sprintf("%s %d/%d refused[%s]", p.Queue.Name, st.Used, st.MaxSlots, refusals(st)))
 		}
 		fmt.Fprintf(t.out, "[%5.1fs] %s | %s | pipelines %d/%d\n", time.Since(t.start).Seconds(), res, strings.Join(ps, " | "), done, t.total)
@@ -70,7 +70,7 @@ func (t *table) draw(env *pipeline.Env, pools []*pipeline.Pool, done int) {
 	row := func(format string, a ...any) { fmt.Fprintf(&b, "\033[2K"+format+"\n", a...) }
 	row("%-24s %-11s %-8s %s", "pool", "slots used", "issued", "refusals")
 	for _, p := range pools {
-		st := p.Tuner.Activity().Stats()
+		st, _ := p.Tuner.Stats()
 		row("%-24s %4d / %-4d %-8d %s", p.Queue.Name, st.Used, st.MaxSlots, st.Issued, refusals(st))
 	}
 	row("%s", res)

@@ -10,7 +10,7 @@ import (
 
 // WaitSnapshot blocks until m publishes a snapshot for which cond holds, or
 // fails the test after 5 s. It waits on Changed, never polls.
-func WaitSnapshot(t testing.TB, m *resources.Monitor, cond func(*resources.Snapshot) bool) {
+func WaitSnapshot(t testing.TB, m interface{ Snapshot() *resources.Snapshot }, cond func(*resources.Snapshot) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

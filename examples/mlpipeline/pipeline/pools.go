@@ -105,10 +105,8 @@ func (e *Env) preset(q queues.Queue, cfg Config) queues.Preset {
 	switch q.Class {
 	case queues.GPU:
 		p.Activity.Cost = tuner.Cost{GPUMemoryBytes: cfg.GPUMemMB << 20, MemoryBytes: 64 << 20}
-		p.Activity.SettleTime = max(cfg.LoadTime, time.Second)
 	case queues.HighMemory:
 		p.Activity.Cost = tuner.Cost{MemoryBytes: uint64(cfg.DatasetMB) << 20}
-		p.Activity.SettleTime = 2 * time.Second
 	}
 	return p
 }
@@ -160,7 +158,8 @@ func (e *Env) StartPools(c client.Client, cfg Config, qs ...queues.Queue) ([]*Po
 func StopPools(pools []*Pool) (outstanding int) {
 	for _, p := range pools {
 		p.Worker.Stop()
-		outstanding += p.Tuner.Activity().Stats().Issued + p.Tuner.Workflow().Stats().Issued
+		a, w := p.Tuner.Stats()
+		outstanding += a.Issued + w.Issued
 		p.Tuner.Close()
 	}
 	return outstanding

@@ -1,0 +1,121 @@
+package tuner
+
+import (
+	"math"
+	"time"
+)
+
+// maxDevices bounds the per-device budgets. Devices beyond it (more than 64
+// GPUs or MIG instances) are not admitted to.
+const maxDevices = 64
+
+// line is the budget of one resource (on one device for GPU memory), in its
+// units (cores or bytes). A slot of charge x fits if
+//
+//	max(read + remain, base + expect) + held + x ≤ limit
+//
+// read + remain is the reading plus what used slots have still to show (see
+// profile.remaining); base + expect is the usage of everything else plus the
+// full charge of every used slot. Either alone would do if the model were
+// right; the larger is taken so that neither a reading low by chance or a
+// footprint shown early (first term small) nor other usage growing (second
+// term small) lets a slot in that does not fit.
+type line struct {
+	limit  float64 // target × capacity; +Inf: capacity unknown
+	read   float64 // the latest reading
+	over   bool    // the reading is at or above target: nothing fits
+	base   float64 // usage by anything but this controller's slots
+	expect float64 // Σ charge of used slots
+	remain float64 // Σ what used slots have still to show at the reading
+	held   float64 // Σ charge of reserved, unused slots
+}
+
+// room is what one more slot may be charged. A tolerance of 1e-9 of the
+// limit keeps float rounding from refusing an exact fit.
+func (l *line) room() float64 {
+	if l.over {
+		return math.Inf(-1)
+	}
+	return l.limit - max(l.read+l.remain, l.base+l.expect) - l.held + 1e-9*l.limit
+}
+
+// set takes a new reading: frac of capacity in use (capacity 0: unknown,
+// and only the fraction is judged) against a target fraction.
+func (l *line) set(target, frac, capacity float64) {
+	l.over = frac >= target
+	if capacity <= 0 {
+		l.read, l.limit = 0, math.Inf(1)
+		return
+	}
+	l.read, l.limit = frac*capacity, target*capacity
+}
+
+// budget is the room per resource: CPU and memory, and GPU memory per
+// device index (see Controller.devIndex).
+type budget struct {
+	cpu, mem line
+	gpu      [maxDevices]line
+	seen     [maxDevices]bool // device in the latest reading
+	ndev     int
+	// at is the time of the reading each line was set from (controller
+	// clock): usage for CPU and memory, the GPU reading for GPU memory.
+	usageAt, gpuAt int64
+}
+
+// fits reports whether one more slot of k fits, and on which device.
+func (b *budget) fits(k *class) (int, Reason, time.Duration) {
+	if k.need.has(resMem) && !(k.charge[resMem] <= b.mem.room()) {
+		return -1, ReasonMemory, 0
+	}
+	if k.need.has(resCPU) && !(k.charge[resCPU] <= b.cpu.room()) {
+		return -1, ReasonCPU, 0
+	}
+	if !k.isGPU {
+		return -1, reasonNone, 0
+	}
+	if d := b.device(k.charge[resGPU], true); d >= 0 {
+		return d, reasonNone, 0
+	}
+	return -1, ReasonGPU, 0
+}
+
+// anyDevice returns the device a slot admitted regardless of resources is
+// charged to: the one with the most room (-1: not a GPU class, or none).
+func (b *budget) anyDevice(k *class) int {
+	if !k.isGPU {
+		return -1
+	}
+	return b.device(k.charge[resGPU], false)
+}
+
+// device returns the device in the latest reading with the most room, only
+// among those where cost fits if mustFit; -1 if none.
+func (b *budget) device(cost float64, mustFit bool) int {
+	best, most := -1, 0.0
+	for i := 0; i < b.ndev; i++ {
+		if !b.seen[i] {
+			continue
+		}
+		r := b.gpu[i].room()
+		if mustFit && !(cost <= r) {
+			continue
+		}
+		if best < 0 || r > most {
+			best, most = i, r
+		}
+	}
+	return best
+}
+
+// lines calls f for every line a slot of k on device dev is charged to.
+func (b *budget) lines(k *class, dev int, f func(r res, l *line)) {
+	if k.need.has(resCPU) {
+		f(resCPU, &b.cpu)
+	}
+	if k.need.has(resMem) {
+		f(resMem, &b.mem)
+	}
+	if dev >= 0 {
+		f(resGPU, &b.gpu[dev])
+	}
+}

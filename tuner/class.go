@@ -1,0 +1,108 @@
+package tuner
+
+import "time"
+
+// unconfirmedFactor is how much more than its declared cost a slot is
+// charged until the readings have confirmed the cost: a declared prior is
+// trusted to within this factor, so that one declared half the truth does
+// not overshoot while the first slots show what they use.
+const unconfirmedFactor = 2
+
+// probeBase is how many slots a class whose cost is neither declared nor
+// confirmed may have in flight before any of its slots has been seen; each
+// slot seen whole (released after use) lets two more in.
+const probeBase = 2
+
+// class is one supplier's record: its limits, its counts and what the
+// readings have taught about its slots. The controller owns it (guarded by
+// Controller.mu); the supplier only holds a pointer to pass back.
+type class struct {
+	id     int // index in Controller.classes
+	name   string
+	need   Resource
+	min    int
+	max    int
+	ramp   int64 // nanoseconds; 0: none
+	trust  bool
+	prior  vec // declared cost; 0: learn
+	floor  vec // learned costs never go below
+	isGPU  bool
+	closed bool
+
+	// What the readings have taught (published by the controller after each
+	// reading from the learner's estimate).
+	charge    vec // what one slot of this class holds in the budget now
+	prof      [numRes]profile
+	learned   vec      // peak footprint where identified (see known)
+	known     Resource // resources whose peak has been identified
+	confirmed Resource // resources whose footprint has been seen to stop growing
+	lower     vec      // lower bound on the peak from readings
+	settle    time.Duration
+
+	// Counts.
+	issued, used    int
+	sticky, unknown int // issued per workflow task queue kind; the rest normal
+	sawSticky       bool
+	lastIssue       int64 // when the last slot above MinSlots was issued; < 0: never
+	seen            int   // used slots released: lives the readings saw whole
+	life            int64 // how long used slots last, on average (nanoseconds)
+	usedOn          [maxDevices]int32
+	unusedOn        [maxDevices]int32
+	refused         [numReasons]uint64
+	perm            permits
+}
+
+func newClass(opts SlotSupplierOptions, need Resource) *class {
+	k := &class{
+		name: opts.Name, need: need, min: opts.MinSlots, max: opts.MaxSlots,
+		ramp: int64(opts.RampThrottle), trust: opts.TrustCost,
+		prior: vecOf(opts.Cost), floor: vecOf(opts.CostFloor), isGPU: need.has(resGPU), lastIssue: -1,
+	}
+	k.price()
+	return k
+}
+
+// price sets what a slot of this class is charged: a confirmed cost as
+// learned (never below the readings' lower bound); otherwise the most of the declared cost times unconfirmedFactor,
+// the peak identified so far and the readings' lower bound. Never below the
+// floor.
+func (k *class) price() {
+	for r := res(0); r < numRes; r++ {
+		if !k.need.has(r) {
+			k.charge[r] = 0
+			continue
+		}
+		c := k.floor[r]
+		switch {
+		case k.confirmed.has(r):
+			c = max(c, k.learned[r], k.lower[r])
+		default:
+			c = max(c, unconfirmedFactor*k.prior[r], k.lower[r])
+			if k.known.has(r) {
+				c = max(c, k.learned[r])
+			}
+		}
+		k.charge[r] = c
+	}
+}
+
+// probing reports whether the class's in-flight slots are capped: some
+// resource it consumes has neither a declared nor a confirmed cost.
+func (k *class) probing() bool {
+	if k.trust {
+		return false
+	}
+	for r := res(0); r < numRes; r++ {
+		if k.need.has(r) && k.prior[r] == 0 && k.floor[r] == 0 && !k.confirmed.has(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// probeWindow is how many slots a probing class may have issued.
+func (k *class) probeWindow() int { return probeBase + 2*k.seen }
+
+// normal is how many issued slots were reserved for the normal workflow task
+// queue (or for activities).
+func (k *class) normal() int { return k.issued - k.sticky - k.unknown }

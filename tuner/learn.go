@@ -1,0 +1,329 @@
+package tuner
+
+import (
+	"math"
+	"time"
+)
+
+// Learning constants. Each is a statistical choice, not a fit to a
+// scenario; docs/design.md gives the reasons.
+const (
+	// forget is the time constant over which old readings lose weight.
+	forget = 60 * time.Second
+	// relTol and absTol decide when a bin is known: its standard error is
+	// at most relTol of its value or absTol of capacity.
+	relTol = 0.1
+	absTol = 0.003
+	// minWeight is the least data (Σ slots² over readings) a known bin has.
+	minWeight = 4
+	// confirmLives is how many slots seen whole confirm a peak whose end of
+	// growth was not seen separately (tasks that end as they peak), once
+	// the ages they live to are identified.
+	confirmLives = 4
+	// lowerForget is the time constant over which the readings' lower
+	// bound on a cost fades, so that one noisy reading does not hold it up.
+	lowerForget = 30 * time.Second
+	// keepBase is how many readings' worth the usage of everything else
+	// carries over when the fit starts over.
+	keepBase = 4
+	// baseSmooth is the time constant the usage of everything else is
+	// smoothed over.
+	baseSmooth = time.Second
+)
+
+// scale is the unit learning works in: cores, GiB.
+var scale = [numRes]float64{1, 1 << 30, 1 << 30}
+
+// sample is what the learner gets from one reading, copied under the lock.
+type sample struct {
+	epoch  uint64 // Controller.classEpoch
+	at     [numRes]int64
+	new    [numRes]bool // a new, usable reading of this resource
+	read   [2]float64   // CPU cores, memory bytes in use
+	cap    [2]float64   // CPU cores, memory bytes of capacity (0: unknown)
+	gpu    []float64    // bytes in use per device index (NaN: not read)
+	gpuCap []float64
+	slots  []slotSample
+	need   []Resource
+	charge []vec
+	seen   []int
+	life   []int64 // mean life of released used slots per class (0: none yet)
+}
+
+type slotSample struct {
+	cls, dev int
+	usedAt   int64
+}
+
+// estimate is what the learner has made of one class.
+type estimate struct {
+	learned   vec
+	known     Resource
+	confirmed Resource
+	lower     vec
+	prof      [numRes]profile
+	settle    [numRes]time.Duration // age by which the footprint has grown
+}
+
+// learner fits, per resource, each class's footprint by slot age (one
+// unknown per class and age bin) and the usage of everything else (one per
+// device) to the readings. It runs on the controller's sampling goroutine,
+// off the lock; only its output is published.
+type learner struct {
+	epoch    uint64
+	ndev     int
+	nclass   int
+	reg      [numRes]*regression
+	lastAt   [numRes]int64
+	base0    [numRes][]float64 // first reading per line; NaN: none yet
+	base     [numRes][]float64
+	baseAt   [numRes]int64
+	seenBase [numRes]bool
+	lower    [][numRes]float64
+	med      [][numRes]median3
+	x        []float64
+	nz       []int
+	n        []int // used slots per class on the line being fitted
+	est      []estimate
+}
+
+// reset starts the fit over for a new set of classes or devices. What the
+// readings said about everything else's usage is kept, as keepBase rows'
+// worth of evidence: idle readings are what tells it apart from the
+// classes' footprints, and the new classes have not changed it.
+func (l *learner) reset(s *sample) {
+	old := *l
+	*l = learner{epoch: s.epoch, ndev: len(s.gpu), nclass: len(s.need)}
+	for r := res(0); r < numRes; r++ {
+		lines := 1
+		if r == resGPU {
+			lines = l.ndev
+		}
+		g := newRegression(lines + l.nclass*nBins)
+		l.reg[r] = g
+		l.base0[r] = make([]float64, lines)
+		l.base[r] = make([]float64, lines)
+		x := make([]float64, g.p)
+		for i := range l.base0[r] {
+			l.base0[r][i] = math.NaN()
+			if i < len(old.base0[r]) && !math.IsNaN(old.base0[r][i]) {
+				l.base0[r][i], l.base[r][i] = old.base0[r][i], old.base[r][i]
+				x[i] = 1
+				for range keepBase {
+					g.add(x, []int{i}, (old.base[r][i]-old.base0[r][i])/scale[r])
+				}
+				x[i] = 0
+			}
+		}
+		l.lastAt[r], l.baseAt[r], l.seenBase[r] = old.lastAt[r], old.baseAt[r], old.seenBase[r]
+	}
+	l.lower = make([][numRes]float64, l.nclass)
+	l.med = make([][numRes]median3, l.nclass)
+	l.n = make([]int, l.nclass)
+	l.est = make([]estimate, l.nclass)
+}
+
+// step adds one reading and returns the estimates (one per class, in the
+// controller's order) and the usage of everything else per line.
+func (l *learner) step(s *sample) ([]estimate, [numRes][]float64) {
+	if s.epoch != l.epoch || len(s.gpu) != l.ndev || len(s.need) != l.nclass || l.reg[0] == nil {
+		l.reset(s)
+	}
+	if s.new[resCPU] {
+		l.fit(s, resCPU)
+	}
+	if s.new[resMem] {
+		l.fit(s, resMem)
+	}
+	if s.new[resGPU] && l.ndev > 0 {
+		l.fit(s, resGPU)
+	}
+	return l.est, l.base
+}
+
+// fit adds the reading of resource r (one row per line: per device for GPU
+// memory) and refits r.
+func (l *learner) fit(s *sample, r res) {
+	g := l.reg[r]
+	lines := len(l.base0[r])
+	if l.lastAt[r] != 0 {
+		dt := float64(s.at[r] - l.lastAt[r])
+		g.decay(math.Exp(-dt / float64(forget)))
+		f := math.Exp(-dt / float64(lowerForget))
+		for k := range l.lower {
+			l.lower[k][r] *= f
+		}
+	}
+	l.lastAt[r] = s.at[r]
+	if len(l.x) < g.p {
+		l.x = make([]float64, g.p)
+	}
+	x := l.x[:g.p]
+	var capacity float64
+	for line := 0; line < lines; line++ {
+		read, cp := s.readOf(r, line)
+		if math.IsNaN(read) {
+			continue
+		}
+		capacity = max(capacity, cp)
+		if math.IsNaN(l.base0[r][line]) {
+			l.base0[r][line] = read
+		}
+		clear(x)
+		l.nz = append(l.nz[:0], line)
+		x[line] = 1
+		clear(l.n)
+		for _, sl := range s.slots {
+			if !s.need[sl.cls].has(r) || (r == resGPU && sl.dev != line) || sl.usedAt >= s.at[r] {
+				continue
+			}
+			l.n[sl.cls]++
+			j := lines + sl.cls*nBins + binOf(s.at[r]-sl.usedAt)
+			if x[j] == 0 {
+				l.nz = append(l.nz, j)
+			}
+			x[j]++
+		}
+		g.add(x, l.nz, (read-l.base0[r][line])/scale[r])
+		l.bound(s, r, read-l.base[r][line])
+	}
+	tol := absTol * capacity / scale[r]
+	sigma2, ok := g.solve(1e-3, tol, 4)
+	if !ok {
+		return
+	}
+	for k := 0; k < l.nclass; k++ {
+		if !s.need[k].has(r) {
+			continue
+		}
+		l.derive(k, r, g, lines+k*nBins, sigma2, tol, s.seen[k], s.life[k])
+	}
+	l.everythingElse(s, r)
+}
+
+// everythingElse updates the usage of everything but the slots on each
+// line of r: the reading less what the used slots show now by their
+// classes' profiles (at an age not identified yet, what the latest
+// identified younger age showed),
+// smoothed over baseSmooth so that a reading low by chance is not taken for
+// room (admission takes the larger of this plus every used slot's charge,
+// and the reading plus what the slots have still to show: see line).
+func (l *learner) everythingElse(s *sample, r res) {
+	lines := len(l.base[r])
+	a := 1.0
+	if l.seenBase[r] {
+		a = 1 - math.Exp(-float64(s.at[r]-l.baseAt[r])/float64(baseSmooth))
+	}
+	l.seenBase[r], l.baseAt[r] = true, s.at[r]
+	for line := 0; line < lines; line++ {
+		read, _ := s.readOf(r, line)
+		if math.IsNaN(read) {
+			continue
+		}
+		shown := 0.0
+		for _, sl := range s.slots {
+			if !s.need[sl.cls].has(r) || (r == resGPU && sl.dev != line) || sl.usedAt >= s.at[r] {
+				continue
+			}
+			shown += l.est[sl.cls].prof[r].at(s.at[r] - sl.usedAt)
+		}
+		l.base[r][line] += a * (read - shown - l.base[r][line])
+	}
+}
+
+// derive reads class k's bins of resource r off the fit: which are known,
+// the peak among them, and whether growth was seen to stop.
+func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float64, seen int, life int64) {
+	e := &l.est[k]
+	var p profile
+	peak, have := 0.0, false
+	for b := 0; b < nBins; b++ {
+		j := off + b
+		if g.weight(j) < minWeight {
+			continue
+		}
+		h, se := g.beta[j], math.Sqrt(sigma2*g.varDiag[j])
+		if se <= max(relTol*math.Abs(h), tol) {
+			p.known[b], p.shown[b] = true, h*scale[r]
+			peak, have = max(peak, h*scale[r]), true
+		}
+	}
+	bit := Resource(1) << r
+	e.known &^= bit
+	e.confirmed &^= bit
+	if !have {
+		e.prof[r] = profile{}
+		return
+	}
+	grown, plateau, oldest := -1, 0, -1
+	for b := 0; b < nBins; b++ {
+		if !p.known[b] {
+			continue
+		}
+		oldest = b
+		p.shown[b] = min(max(p.shown[b], 0), peak)
+		if p.shown[b] >= 0.9*peak {
+			if grown < 0 {
+				grown = b
+			}
+			plateau++
+		}
+	}
+	e.known |= bit
+	e.learned[r] = peak
+	// Confirmed: growth was seen to stop (two identified ages at the peak,
+	// and a peak clear of the noise), or slots were seen through whole
+	// lives and the ages they reach are identified.
+	if plateau >= 2 && peak > 3*tol*scale[r] || seen >= confirmLives && life > 0 && oldest >= binOf(life)-1 {
+		e.confirmed |= bit
+		p.grown = true
+	}
+	e.prof[r] = p
+	e.settle[r] = ageEdges[min(grown, len(ageEdges)-1)]
+	e.lower[r] = l.lower[k][r]
+}
+
+// bound updates each class's lower bound on its peak from one line's usage
+// above everything else: no slot uses more than its peak, so what the
+// class's n slots show, less what the other classes' slots are charged,
+// is at most n × its peak. The median of three readings keeps one odd
+// reading out; the bound fades over lowerForget (see fit).
+func (l *learner) bound(s *sample, r res, above float64) {
+	others := 0.0
+	for k, n := range l.n {
+		others += float64(n) * s.charge[k][r]
+	}
+	for k, n := range l.n {
+		if n == 0 {
+			continue
+		}
+		v := (above - (others - float64(n)*s.charge[k][r])) / float64(n)
+		l.lower[k][r] = max(l.lower[k][r], l.med[k][r].add(v))
+		l.est[k].lower[r] = l.lower[k][r]
+	}
+}
+
+// readOf returns line's reading and capacity of resource r (NaN: none).
+func (s *sample) readOf(r res, line int) (float64, float64) {
+	if r == resGPU {
+		return s.gpu[line], s.gpuCap[line]
+	}
+	return s.read[r], s.cap[r]
+}
+
+// median3 is the median of the last three values added (of fewer, the
+// latest).
+type median3 struct {
+	v [3]float64
+	n int
+}
+
+func (m *median3) add(x float64) float64 {
+	m.v[m.n%3] = x
+	m.n++
+	if m.n < 3 {
+		return x
+	}
+	a, b, c := m.v[0], m.v[1], m.v[2]
+	return max(min(a, b), min(max(a, b), c))
+}
