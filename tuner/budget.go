@@ -12,14 +12,16 @@ const maxDevices = 64
 // line is the budget of one resource (on one device for GPU memory), in its
 // units (cores or bytes). A slot of charge x fits if
 //
-//	max(read + remain, base + expect) + held + x ≤ limit
+//	max(read + remain, base + expect) + held + margin + x ≤ limit
 //
 // read + remain is the reading plus what used slots have still to show (see
 // profile.remaining); base + expect is the usage of everything else plus the
 // full charge of every used slot. Either alone would do if the model were
 // right; the larger is taken so that neither a reading low by chance or a
 // footprint shown early (first term small) nor other usage growing (second
-// term small) lets a slot in that does not fit.
+// term small) lets a slot in that does not fit. margin is how far the
+// readings wander from the learned model (the fit's residual standard
+// deviation): reading noise, and footprints that differ from task to task.
 type line struct {
 	limit  float64 // target × capacity; +Inf: capacity unknown
 	read   float64 // the latest reading
@@ -28,6 +30,7 @@ type line struct {
 	expect float64 // Σ charge of used slots
 	remain float64 // Σ what used slots have still to show at the reading
 	held   float64 // Σ charge of reserved, unused slots
+	margin float64 // the learned model's residual standard deviation
 }
 
 // room is what one more slot may be charged. A tolerance of 1e-9 of the
@@ -36,7 +39,7 @@ func (l *line) room() float64 {
 	if l.over {
 		return math.Inf(-1)
 	}
-	return l.limit - max(l.read+l.remain, l.base+l.expect) - l.held + 1e-9*l.limit
+	return l.limit - max(l.read+l.remain, l.base+l.expect) - l.held - l.margin + 1e-9*l.limit
 }
 
 // set takes a new reading: frac of capacity in use (capacity 0: unknown,

@@ -256,10 +256,10 @@ func (c *Controller) onReading(s *resources.Snapshot) time.Duration {
 	learn := c.copySample(s)
 	c.mu.Unlock()
 	if learn {
-		est, base := c.learner.step(&c.buf)
+		est, base, sigma := c.learner.step(&c.buf)
 		c.mu.Lock()
 		if c.buf.epoch == c.classEpoch {
-			c.publish(est, base)
+			c.publish(est, base, sigma)
 		}
 		c.mu.Unlock()
 	}
@@ -382,7 +382,7 @@ func (c *Controller) copySample(s *resources.Snapshot) bool {
 
 // publish takes what the learner made of the latest reading. Called with
 // c.mu held; the caller resums.
-func (c *Controller) publish(est []estimate, base [numRes][]float64) {
+func (c *Controller) publish(est []estimate, base [numRes][]float64, sigma [numRes]float64) {
 	for i, k := range c.classes {
 		e := &est[i]
 		k.learned, k.known, k.confirmed, k.lower, k.prof = e.learned, e.known, e.confirmed, e.lower, e.prof
@@ -395,12 +395,12 @@ func (c *Controller) publish(est []estimate, base [numRes][]float64) {
 		k.price()
 	}
 	if len(base[resCPU]) > 0 {
-		c.b.cpu.base = base[resCPU][0]
-		c.b.mem.base = base[resMem][0]
+		c.b.cpu.base, c.b.cpu.margin = base[resCPU][0], sigma[resCPU]
+		c.b.mem.base, c.b.mem.margin = base[resMem][0], sigma[resMem]
 	}
 	for i, v := range base[resGPU] {
 		if i < c.b.ndev {
-			c.b.gpu[i].base = v
+			c.b.gpu[i].base, c.b.gpu[i].margin = v, sigma[resGPU]
 		}
 	}
 }

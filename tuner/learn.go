@@ -77,6 +77,7 @@ type learner struct {
 	lastAt   [numRes]int64
 	base0    [numRes][]float64 // first reading per line; NaN: none yet
 	base     [numRes][]float64
+	sigma    [numRes]float64 // residual standard deviation of the fit, in units
 	baseAt   [numRes]int64
 	seenBase [numRes]bool
 	lower    [][numRes]float64
@@ -125,7 +126,7 @@ func (l *learner) reset(s *sample) {
 
 // step adds one reading and returns the estimates (one per class, in the
 // controller's order) and the usage of everything else per line.
-func (l *learner) step(s *sample) ([]estimate, [numRes][]float64) {
+func (l *learner) step(s *sample) ([]estimate, [numRes][]float64, [numRes]float64) {
 	if s.epoch != l.epoch || len(s.gpu) != l.ndev || len(s.need) != l.nclass || l.reg[0] == nil {
 		l.reset(s)
 	}
@@ -138,7 +139,7 @@ func (l *learner) step(s *sample) ([]estimate, [numRes][]float64) {
 	if s.new[resGPU] && l.ndev > 0 {
 		l.fit(s, resGPU)
 	}
-	return l.est, l.base
+	return l.est, l.base, l.sigma
 }
 
 // fit adds the reading of resource r (one row per line: per device for GPU
@@ -192,6 +193,7 @@ func (l *learner) fit(s *sample, r res) {
 	if !ok {
 		return
 	}
+	l.sigma[r] = math.Sqrt(sigma2) * scale[r]
 	for k := 0; k < l.nclass; k++ {
 		if !s.need[k].has(r) {
 			continue
