@@ -8,6 +8,11 @@ import "time"
 // not overshoot while the first slots show what they use.
 const unconfirmedFactor = 2
 
+// trustLives is how many slots seen whole it takes for a confirmed cost
+// learned below the declared one to be charged in full; until then the
+// declared cost holds in proportion to the lives not yet seen.
+const trustLives = 16
+
 // probeBase is how many slots a class whose cost is neither declared nor
 // confirmed may have in flight before any of its slots has been seen; each
 // slot seen whole (released after use) lets two more in.
@@ -75,7 +80,9 @@ func (k *class) price() {
 		c := k.floor[r]
 		switch {
 		case k.confirmed.has(r):
-			c = max(c, k.learned[r], k.lower[r])
+			// A declared cost gives way to the readings as lives are seen.
+			keep := k.prior[r] * max(0, 1-float64(k.seen)/trustLives)
+			c = max(c, k.learned[r], k.lower[r], keep)
 		default:
 			c = max(c, unconfirmedFactor*k.prior[r], k.lower[r])
 			if k.known.has(r) {

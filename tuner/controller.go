@@ -40,6 +40,7 @@ type Controller struct {
 	classes    []*class
 	classEpoch uint64 // bumps when classes change
 	usedSlots  []*slot
+	released   []releaseSample // used slots released in the last lingerMax
 	unused     int // reserved slots not yet used, all classes
 	b          budget
 	devUUIDs   []string
@@ -373,6 +374,13 @@ func (c *Controller) copySample(s *resources.Snapshot) bool {
 	for _, sl := range c.usedSlots {
 		m.slots = append(m.slots, slotSample{cls: sl.cls.id, dev: sl.device, usedAt: sl.usedAt})
 	}
+	cut := c.nanos() - int64(lingerMax)
+	i := 0
+	for i < len(c.released) && c.released[i].at < cut {
+		i++
+	}
+	c.released = append(c.released[:0], c.released[i:]...)
+	m.released = append(m.released[:0], c.released...)
 	m.need, m.charge, m.seen, m.life = m.need[:0], m.charge[:0], m.seen[:0], m.life[:0]
 	for _, k := range c.classes {
 		m.need, m.charge, m.seen, m.life = append(m.need, k.need), append(m.charge, k.charge), append(m.seen, k.seen), append(m.life, k.life)
@@ -432,5 +440,6 @@ func (c *Controller) dropClass(k *class) {
 		o.id = i
 	}
 	k.id = -1
+	c.released = c.released[:0]
 	c.classEpoch++
 }

@@ -12,7 +12,7 @@ const (
 	forget = 60 * time.Second
 	// relTol and absTol decide when a bin is known: its standard error is
 	// at most relTol of its value or absTol of capacity.
-	relTol = 0.1
+	relTol = 0.2
 	absTol = 0.003
 	// minWeight is the least data (Σ slots² over readings) a known bin has.
 	minWeight = 4
@@ -44,15 +44,45 @@ type sample struct {
 	gpu    []float64    // bytes in use per device index (NaN: not read)
 	gpuCap []float64
 	slots  []slotSample
+	// released are used slots released in the last lingerMax (usedAt holds
+	// the release time, as at).
+	released []releaseSample
 	need   []Resource
 	charge []vec
 	seen   []int
 	life   []int64 // mean life of released used slots per class (0: none yet)
 }
 
+// lingerEdges are the upper edges of the bins of time since release in
+// which what released slots still show is learned (memory a process or a
+// caching allocator keeps for a while): without them it would look like
+// other usage growing, or like costs lower than they are.
+var lingerEdges = [...]time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second}
+
+const (
+	nLinger   = len(lingerEdges)
+	classCols = nBins + nLinger
+	// lingerMax is how long a release is remembered.
+	lingerMax = 4 * time.Second
+)
+
+func lingerBin(a int64) int {
+	for i, e := range lingerEdges {
+		if a < int64(e) {
+			return i
+		}
+	}
+	return -1
+}
+
 type slotSample struct {
 	cls, dev int
 	usedAt   int64
+}
+
+type releaseSample struct {
+	cls, dev int
+	at       int64
 }
 
 // estimate is what the learner has made of one class.
@@ -100,7 +130,7 @@ func (l *learner) reset(s *sample) {
 		if r == resGPU {
 			lines = l.ndev
 		}
-		g := newRegression(lines + l.nclass*nBins)
+		g := newRegression(lines + l.nclass*classCols)
 		l.reg[r] = g
 		l.base0[r] = make([]float64, lines)
 		l.base[r] = make([]float64, lines)
@@ -179,7 +209,21 @@ func (l *learner) fit(s *sample, r res) {
 				continue
 			}
 			l.n[sl.cls]++
-			j := lines + sl.cls*nBins + binOf(s.at[r]-sl.usedAt)
+			j := lines + sl.cls*classCols + binOf(s.at[r]-sl.usedAt)
+			if x[j] == 0 {
+				l.nz = append(l.nz, j)
+			}
+			x[j]++
+		}
+		for _, rl := range s.released {
+			if !s.need[rl.cls].has(r) || (r == resGPU && rl.dev != line) || rl.at > s.at[r] {
+				continue
+			}
+			b := lingerBin(s.at[r] - rl.at)
+			if b < 0 {
+				continue
+			}
+			j := lines + rl.cls*classCols + nBins + b
 			if x[j] == 0 {
 				l.nz = append(l.nz, j)
 			}
@@ -198,7 +242,7 @@ func (l *learner) fit(s *sample, r res) {
 		if !s.need[k].has(r) {
 			continue
 		}
-		l.derive(k, r, g, lines+k*nBins, sigma2, tol, s.seen[k], s.life[k])
+		l.derive(k, r, g, lines+k*classCols, sigma2, tol, s.seen[k], s.life[k])
 	}
 	l.everythingElse(s, r)
 }
@@ -228,6 +272,15 @@ func (l *learner) everythingElse(s *sample, r res) {
 				continue
 			}
 			shown += l.est[sl.cls].prof[r].at(s.at[r] - sl.usedAt)
+		}
+		g := l.reg[r]
+		for _, rl := range s.released {
+			if !s.need[rl.cls].has(r) || (r == resGPU && rl.dev != line) || rl.at > s.at[r] {
+				continue
+			}
+			if b := lingerBin(s.at[r] - rl.at); b >= 0 {
+				shown += max(g.beta[lines+rl.cls*classCols+nBins+b], 0) * scale[r]
+			}
 		}
 		l.base[r][line] += a * (read - shown - l.base[r][line])
 	}
@@ -264,7 +317,7 @@ func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float
 		}
 		oldest = b
 		p.shown[b] = min(max(p.shown[b], 0), peak)
-		if p.shown[b] >= 0.9*peak {
+		if p.shown[b] >= 0.8*peak {
 			if grown < 0 {
 				grown = b
 			}

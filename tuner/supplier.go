@@ -244,6 +244,7 @@ func (c *Controller) release(sl *slot, now int64) {
 	if sl.usedAt >= 0 {
 		c.unuse(sl)
 		c.lastChange = now
+		c.released = append(c.released, releaseSample{cls: k.id, dev: sl.device, at: now})
 	} else {
 		c.unhold(k, sl.device)
 	}

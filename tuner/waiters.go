@@ -49,6 +49,9 @@ func (c *Controller) notify() {
 			c.dequeue(w)
 			w.ready <- p
 		} else {
+			if r != w.reason {
+				w.k.refused[r]++ // counted once per reason a waiter waits for
+			}
 			w.reason = r
 			if r.shared() {
 				held |= w.k.need

@@ -1,0 +1,596 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/headroomhq/headroom/internal/sim"
+	"github.com/headroomhq/headroom/internal/testutil"
+	"github.com/headroomhq/headroom/resources"
+	"github.com/headroomhq/headroom/tuner"
+)
+
+// The generated workload family: workloads drawn from wide ranges that no
+// test or mechanism here was written for. Each runs headroom, the SDK's
+// resource-based supplier and the best fixed sizes found for it by search;
+// the table reports distributions per slice. See bench/README.md.
+
+// wclass is one class of work in a workload.
+type wclass struct {
+	kind    string  // "memory", "cpu" or "gpu": the resource it is sized by
+	size    float64 // mean full footprint: fraction of host memory, cores, or fraction of a GPU
+	jitter  float64 // each task's size is size × U[1−jitter, 1+jitter]
+	shape   string
+	delay   time.Duration
+	ramp    time.Duration
+	hold    time.Duration
+	linger  time.Duration
+	prior   string // exact, half, double, zero
+	pollers int
+	bursty  bool
+}
+
+type workload struct {
+	seed     uint64
+	classes  []wclass
+	devices  int
+	noise    float64
+	drift    float64 // other memory usage changes by this much over the run
+	duration time.Duration
+}
+
+var shapes = []string{"linear", "step", "s-curve", "sawtooth", "linger", "freed-early"}
+var priors = []string{"exact", "half", "double", "zero"}
+
+// generate draws workload i of the family with seed.
+func generate(seed uint64, i int) workload {
+	rng := rand.New(rand.NewPCG(seed, uint64(i)))
+	u := func(a, b float64) float64 { return a + (b-a)*rng.Float64() }
+	dur := func(a, b time.Duration) time.Duration {
+		return time.Duration(u(float64(a), float64(b))).Round(10 * time.Millisecond)
+	}
+	w := workload{seed: uint64(i)}
+	n := 1
+	switch x := rng.Float64(); {
+	case x < 0.25:
+		n = 2
+	case x < 0.4:
+		n = 3
+	}
+	if rng.Float64() < 0.35 {
+		w.devices = 1 + rng.IntN(8)
+	}
+	if rng.Float64() < 0.5 {
+		w.noise = u(0, 0.04)
+	}
+	if rng.Float64() < 0.3 {
+		w.drift = u(-0.15, 0.15)
+	}
+	var life time.Duration
+	for k := 0; k < n; k++ {
+		c := wclass{shape: shapes[rng.IntN(len(shapes))], prior: priors[rng.IntN(len(priors))], pollers: 1 + rng.IntN(16), bursty: rng.Float64() < 0.2}
+		switch {
+		case w.devices > 0 && (k == 0 || rng.Float64() < 0.5):
+			c.kind, c.size = "gpu", u(0.02, 0.30)
+		case rng.Float64() < 0.3:
+			c.kind, c.size = "cpu", u(0.05, 2)
+		default:
+			c.kind, c.size = "memory", u(0.005, 0.15)
+		}
+		if rng.Float64() < 0.4 {
+			c.jitter = 0.5
+		}
+		c.hold = dur(200*time.Millisecond, 20*time.Second)
+		c.ramp = dur(0, 12*time.Second)
+		switch c.shape {
+		case "step":
+			c.delay, c.ramp = c.ramp, 0
+		case "linger":
+			c.linger = dur(0, 3*time.Second)
+		}
+		if c.kind == "cpu" {
+			c.shape, c.delay, c.ramp, c.linger = "at once", 0, 0, 0 // CPU shows at once
+		}
+		life = max(life, c.delay+c.ramp+c.hold)
+		w.classes = append(w.classes, c)
+	}
+	w.duration = min(max(60*time.Second, 6*life), 180*time.Second)
+	return w
+}
+
+const (
+	famCores  = 16
+	famMem    = 64 << 30
+	famGPU    = 80 << 30
+	famBase   = 0.2
+	targetMem = 0.8
+	targetCPU = 0.8
+	targetGPU = 0.85
+)
+
+func (w workload) targets() map[string]float64 {
+	t := map[string]float64{"memory": targetMem, "cpu": targetCPU}
+	if w.devices > 0 {
+		t["gpu"] = targetGPU
+	}
+	return t
+}
+
+// task builds task i of class c.
+func (c wclass) task(rng *rand.Rand) sim.Task {
+	f := 1 + c.jitter*(2*rng.Float64()-1)
+	t := sim.Task{Delay: c.delay, Ramp: c.ramp, Hold: c.hold, Linger: c.linger}
+	switch c.kind {
+	case "memory":
+		t.Mem = c.size * f
+	case "cpu":
+		t.CPU, t.Mem = c.size*f/famCores, 0.002
+	case "gpu":
+		t.GPU, t.Mem = uint64(c.size*f*famGPU), 0.005
+	}
+	life := t.Life()
+	ramp := c.ramp
+	switch c.shape {
+	case "s-curve":
+		t.Shape = func(a time.Duration) float64 {
+			if ramp <= 0 {
+				return 1
+			}
+			x := math.Min(1, float64(a)/float64(ramp))
+			return x * x * (3 - 2*x)
+		}
+	case "sawtooth": // allocate, free half, allocate again, with a 2 s period once grown
+		t.Shape = func(a time.Duration) float64 {
+			if a < ramp {
+				return float64(a) / float64(ramp)
+			}
+			p := math.Mod(float64(a-ramp), float64(2*time.Second)) / float64(2*time.Second)
+			return 1 - 0.5*p
+		}
+	case "freed-early": // frees its memory for the last 30 % of its hold
+		free := life - c.hold*3/10
+		t.Shape = func(a time.Duration) float64 {
+			if a >= free {
+				return 0
+			}
+			if ramp <= 0 {
+				return 1
+			}
+			return math.Min(1, float64(a)/float64(ramp))
+		}
+		t.Ahead = func(a time.Duration) float64 {
+			if a >= free {
+				return 0
+			}
+			return 1
+		}
+	}
+	return t
+}
+
+// cost is class c's declared prior.
+func (c wclass) cost() tuner.Cost {
+	m := map[string]float64{"exact": 1, "half": 0.5, "double": 2, "zero": 0}[c.prior]
+	switch c.kind {
+	case "memory":
+		return tuner.Cost{MemoryBytes: uint64(m * c.size * famMem)}
+	case "cpu":
+		return tuner.Cost{CPUCores: m * c.size, MemoryBytes: uint64(m * 0.002 * famMem)}
+	}
+	return tuner.Cost{GPUMemoryBytes: uint64(m * c.size * famGPU), MemoryBytes: uint64(m * 0.005 * famMem)}
+}
+
+func (c wclass) resources() tuner.Resource {
+	switch c.kind {
+	case "cpu":
+		return tuner.CPU | tuner.Memory
+	case "gpu":
+		return tuner.GPUMemory | tuner.Memory
+	}
+	return tuner.Memory
+}
+
+// work is what a task is worth: its full footprint times how long it runs,
+// in its class's resource (so that classes of different sizes add up).
+func (c wclass) work(t sim.Task) float64 {
+	var v float64
+	switch c.kind {
+	case "memory":
+		v = t.Mem
+	case "cpu":
+		v = t.CPU
+	default:
+		v = float64(t.GPU) / famGPU
+	}
+	return v * t.Life().Seconds()
+}
+
+func (w workload) host() *sim.Host {
+	h := &sim.Host{BaseMem: famBase, BaseCPU: 0.05, MemLimit: famMem, Cores: famCores, Noise: w.noise, Seed: w.seed}
+	for d := 0; d < w.devices; d++ {
+		h.Devices = append(h.Devices, sim.Device{UUID: fmt.Sprintf("GPU-%d", d), Total: famGPU, Base: famGPU / 50})
+	}
+	if w.drift != 0 {
+		drift, d := w.drift, w.duration
+		h.Drift = func(t time.Duration) float64 { return drift * math.Min(1, float64(t)/float64(d)) }
+	}
+	return h
+}
+
+func (w workload) scenario(h *sim.Host) sim.Scenario {
+	return sim.Scenario{Host: h, Duration: w.duration, Targets: w.targets(), Resource: "memory", Target: targetMem}
+}
+
+func (w workload) loads(sups []worker.SlotSupplier, device func(int, *worker.SlotPermit) string) []sim.Load {
+	var out []sim.Load
+	for k, c := range w.classes {
+		rng := rand.New(rand.NewPCG(w.seed, uint64(k)))
+		var mu sync.Mutex
+		ld := sim.Load{Sup: sups[k], Pollers: c.pollers, Tasks: 1 << 30, Work: c.work,
+			Task: func(int) sim.Task { mu.Lock(); defer mu.Unlock(); return c.task(rng) }}
+		if c.bursty {
+			every := 4 * (c.delay + c.ramp + c.hold)
+			ld.Arrivals = func(d time.Duration) int { return 30 * (1 + int(d/every)) }
+		}
+		if device != nil {
+			ld.Device = func(p *worker.SlotPermit) string { return device(k, p) }
+		}
+		out = append(out, ld)
+	}
+	return out
+}
+
+type outcome struct {
+	res  sim.Result
+	work float64
+}
+
+func total(r sim.Result) float64 {
+	var s float64
+	for _, v := range r.PerLoadWork {
+		s += v
+	}
+	return s
+}
+
+// famRun runs f inside its own synctest bubble; t is only for failures.
+func famRun(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	synctest.Test(t, f)
+}
+
+func (w workload) headroom(t *testing.T) outcome {
+	var out outcome
+	famRun(t, func(t *testing.T) {
+		h := w.host()
+		src, g := h.Sources()
+		opts := tuner.ControllerOptions{Source: src, SampleInterval: 250 * time.Millisecond, TargetMemory: targetMem, TargetCPU: targetCPU, Logger: testutil.NopLogger}
+		if w.devices > 0 {
+			opts.GPU, opts.TargetGPUMemory = g, targetGPU
+		}
+		c, err := tuner.NewController(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.WaitReady(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var sups []worker.SlotSupplier
+		var ts []*tuner.SlotSupplier
+		for k, cl := range w.classes {
+			s, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: strconv.Itoa(k), MinSlots: 1, MaxSlots: 1000,
+				RampThrottle: 50 * time.Millisecond, Resources: cl.resources(), Cost: cl.cost()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sups, ts = append(sups, s), append(ts, s)
+		}
+		if famDebug {
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Second):
+					}
+					m, _, _ := h.True()
+					st := ts[0].Stats()
+					t.Logf("mem %.3f issued %d used %d charge %.4f conf %v", m, st.Issued, st.Used, float64(st.Cost.MemoryBytes)/famMem, st.Confirmed)
+				}
+			}()
+		}
+		out.res = sim.RunMany(w.scenario(h), w.loads(sups, func(k int, p *worker.SlotPermit) string { d, _ := ts[k].DeviceOf(p); return d }))
+		for k, s := range ts {
+			if famDebug {
+				t.Logf("class %d: %+v", k, s.Stats())
+			}
+			if st := s.Stats(); st.Issued != 0 {
+				t.Errorf("workload %d class %d: %d slots left reserved", w.seed, k, st.Issued)
+			}
+		}
+	})
+	out.work = total(out.res)
+	return out
+}
+
+func (w workload) sdk(t *testing.T) outcome {
+	var out outcome
+	famRun(t, func(t *testing.T) {
+		h := w.host()
+		src, _ := h.Sources()
+		m, err := resources.NewMonitor(resources.MonitorOptions{Source: src, Interval: 250 * time.Millisecond, Logger: testutil.NopLogger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if err := m.WaitReady(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		o := worker.DefaultResourceControllerOptions()
+		o.MemTargetPercent, o.CpuTargetPercent, o.InfoSupplier = targetMem, targetCPU, resources.NewSysInfoProvider(m)
+		rc := worker.NewResourceController(o)
+		var sups []worker.SlotSupplier
+		for range w.classes {
+			s, err := worker.NewResourceBasedSlotSupplier(rc, worker.DefaultActivityResourceBasedSlotSupplierOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sups = append(sups, s)
+		}
+		out.res = sim.RunMany(w.scenario(h), w.loads(sups, nil))
+	})
+	out.work = total(out.res)
+	return out
+}
+
+// fixed runs fixed sizes: class k gets max(1, round(scale × share_k)),
+// share_k being an even split of its resource's room by its mean size.
+func (w workload) fixed(t *testing.T, scale float64) outcome {
+	var out outcome
+	famRun(t, func(t *testing.T) {
+		h := w.host()
+		var sups []worker.SlotSupplier
+		for _, c := range w.classes {
+			room := targetMem - famBase
+			switch c.kind {
+			case "cpu":
+				room = (targetCPU - 0.05) * famCores
+			case "gpu":
+				room = float64(w.devices) * (targetGPU - 0.02)
+			}
+			n := max(1, int(math.Round(scale*room/float64(len(w.classes))/c.size)))
+			s, err := worker.NewFixedSizeSlotSupplier(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sups = append(sups, s)
+		}
+		out.res = sim.RunMany(w.scenario(h), w.loads(sups, nil))
+	})
+	out.work = total(out.res)
+	return out
+}
+
+// bestFixed searches the scale whose sizes do the most work with every
+// resource's peak within target + 0.02: what an operator would find by
+// trial and error for this one workload.
+func (w workload) bestFixed(t *testing.T) outcome {
+	ok := func(o outcome) bool { return o.res.Excess <= 0.02 }
+	lo, hi := 0.0, 4.0
+	best := w.fixed(t, 0) // sizes of 1
+	for range 7 {
+		mid := (lo + hi) / 2
+		o := w.fixed(t, mid)
+		if ok(o) {
+			lo = mid
+			if o.work > best.work || !ok(best) {
+				best = o
+			}
+		} else {
+			hi = mid
+		}
+	}
+	return best
+}
+
+type row struct {
+	w             workload
+	ours, sdk, fx outcome
+}
+
+// runFamily runs n workloads of seed on all CPUs.
+func runFamily(t *testing.T, seed uint64, n int) []row {
+	rows := make([]row, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			w := generate(seed, i)
+			rows[i] = row{w: w, ours: w.headroom(t), sdk: w.sdk(t), fx: w.bestFixed(t)}
+		}()
+	}
+	wg.Wait()
+	return rows
+}
+
+func quantile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(q*float64(len(s)-1)+0.5))]
+}
+
+// slices of the family, by name, each a predicate on a workload.
+func slicesOf(w workload) []string {
+	out := []string{"all"}
+	p := map[string]bool{}
+	for _, c := range w.classes {
+		p["prior "+c.prior] = true
+		p["shape "+c.shape] = true
+	}
+	for k := range p {
+		out = append(out, k)
+	}
+	switch {
+	case w.devices == 0:
+		out = append(out, "no GPU")
+	case w.devices == 1:
+		out = append(out, "1 GPU")
+	default:
+		out = append(out, "2–8 GPUs")
+	}
+	out = append(out, fmt.Sprintf("%d classes", len(w.classes)))
+	if w.noise > 0 {
+		out = append(out, "noise 0–4 pts")
+	}
+	if w.drift != 0 {
+		out = append(out, "other usage drifts")
+	}
+	return out
+}
+
+func honest(w workload) bool {
+	for _, c := range w.classes {
+		if c.prior != "exact" && c.prior != "double" {
+			return false
+		}
+	}
+	return true
+}
+
+// table prints the family's distributions.
+func table(rows []row) string {
+	type acc struct {
+		n, bad                                              int
+		excess, sdkExcess, ratio, sdkRatio, over1, sdkOver1 []float64
+	}
+	by := map[string]*acc{}
+	var order []string
+	for _, r := range rows {
+		for _, s := range slicesOf(r.w) {
+			a := by[s]
+			if a == nil {
+				a = &acc{}
+				by[s] = a
+				order = append(order, s)
+			}
+			a.n++
+			a.excess = append(a.excess, r.ours.res.Excess)
+			a.sdkExcess = append(a.sdkExcess, r.sdk.res.Excess)
+			a.over1 = append(a.over1, r.ours.res.AnyAbove1)
+			a.sdkOver1 = append(a.sdkOver1, r.sdk.res.AnyAbove1)
+			a.ratio = append(a.ratio, r.ours.work/math.Max(r.fx.work, 1e-9))
+			a.sdkRatio = append(a.sdkRatio, r.sdk.work/math.Max(r.fx.work, 1e-9))
+			if r.ours.res.BadStarts > 0 {
+				a.bad++
+			}
+		}
+	}
+	slices.Sort(order)
+	var b strings.Builder
+	fmt.Fprintln(&b, "| slice | n | headroom peak − target p50 / p99 / max | share > target + 0.02 | time > 100 % (mean) | work ÷ best fixed p10 / p50 | SDK peak − target p50 / max | SDK time > 100 % | SDK work ÷ best fixed p50 | workloads with a bad admission |")
+	fmt.Fprintln(&b, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	mean := func(v []float64) float64 {
+		var s float64
+		for _, x := range v {
+			s += x
+		}
+		return s / float64(len(v))
+	}
+	for _, s := range order {
+		a := by[s]
+		over := 0
+		for _, e := range a.excess {
+			if e > 0.02 {
+				over++
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %d | %+.3f / %+.3f / %+.3f | %.1f %% | %.2f %% | %.2f / %.2f | %+.3f / %+.3f | %.1f %% | %.2f | %d |\n", s, a.n,
+			quantile(a.excess, 0.5), quantile(a.excess, 0.99), slices.Max(a.excess), 100*float64(over)/float64(a.n), 100*mean(a.over1),
+			quantile(a.ratio, 0.1), quantile(a.ratio, 0.5), quantile(a.sdkExcess, 0.5), slices.Max(a.sdkExcess), 100*mean(a.sdkOver1),
+			quantile(a.sdkRatio, 0.5), a.bad)
+	}
+	return b.String()
+}
+
+// TestFamily runs a bounded slice of the family (HEADROOM_FAMILY=N for N
+// workloads; bench/README.md's table uses 300) and prints its table. It
+// holds what headroom promises today on every workload: nothing left
+// reserved, and, over the slice, peaks above target + 0.02 in fewer
+// workloads than the SDK's resource-based supplier and a median peak under
+// target. HEADROOM_FAMILY_STRICT=1 also holds each workload where other
+// usage does not grow to issue 12's bar (within target + 0.05, never above
+// 100 %), which the tuner does not meet yet: see bench/README.md.
+func TestFamily(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates hours of host time")
+	}
+	n := 24
+	if v, err := strconv.Atoi(os.Getenv("HEADROOM_FAMILY")); err == nil && v > 0 {
+		n = v
+	}
+	strict := os.Getenv("HEADROOM_FAMILY_STRICT") != ""
+	rows := runFamily(t, 1, n)
+	var ours, sdk int
+	var excess []float64
+	for _, r := range rows {
+		o := r.ours.res
+		t.Logf("workload %3d: excess %+.3f above1 %.3f bad %d/%d work %.3g fixed %.3g (%.2f) sdk %+.3f %v", r.w.seed, o.Excess, o.AnyAbove1, o.BadStarts, o.Starts,
+			r.ours.work, r.fx.work, r.ours.work/math.Max(r.fx.work, 1e-9), r.sdk.res.Excess, describe(r.w))
+		excess = append(excess, o.Excess)
+		if o.Excess > 0.02 {
+			ours++
+		}
+		if r.sdk.res.Excess > 0.02 {
+			sdk++
+		}
+		if !strict || r.w.drift > 0 {
+			continue
+		}
+		if o.Excess > 0.05 {
+			t.Errorf("workload %d: peak %.3f above target (%v)", r.w.seed, o.Excess, describe(r.w))
+		}
+		if o.AnyAbove1 > 0 {
+			t.Errorf("workload %d: %.1f %% of the time above 100 %% (%v)", r.w.seed, 100*o.AnyAbove1, describe(r.w))
+		}
+	}
+	if ours >= sdk {
+		t.Errorf("headroom peaked above target + 0.02 in %d of %d workloads, the SDK's tuner in %d", ours, n, sdk)
+	}
+	if m := quantile(excess, 0.5); m > 0 {
+		t.Errorf("headroom's median peak is %+.3f above target", m)
+	}
+	t.Logf("\n%s", table(rows))
+}
+
+func describe(w workload) string {
+	var s []string
+	for _, c := range w.classes {
+		s = append(s, fmt.Sprintf("%s %.3g±%.0f%% %s d%v r%v h%v l%v prior %s ×%d pollers%s", c.kind, c.size, 100*c.jitter, c.shape, c.delay, c.ramp, c.hold, c.linger, c.prior, c.pollers,
+			map[bool]string{true: " bursty"}[c.bursty]))
+	}
+	return fmt.Sprintf("gpus %d noise %.3f drift %+.2f run %v: %s", w.devices, w.noise, w.drift, w.duration, strings.Join(s, "; "))
+}
+
+var famDebug = os.Getenv("FAMDEBUG") != ""
