@@ -310,7 +310,8 @@ func (w workload) headroom(t *testing.T) outcome {
 					}
 					m, _, _ := h.True()
 					st := ts[0].Stats()
-					t.Logf("mem %.3f issued %d used %d charge %.4f conf %v", m, st.Issued, st.Used, float64(st.Cost.MemoryBytes)/famMem, st.Confirmed)
+					_, _, g := h.True()
+					t.Logf("mem %.3f gpu %.3f issued %d used %d charge %.4f gpu %.4f conf %v", m, g["GPU-0"], st.Issued, st.Used, float64(st.Cost.MemoryBytes)/famMem, float64(st.Cost.GPUMemoryBytes)/famGPU, st.Confirmed)
 				}
 			}()
 		}

@@ -36,12 +36,31 @@ type profile struct {
 	grown bool
 }
 
-// at is what a slot of age a (nanoseconds) shows.
+// at is what a slot of age a (nanoseconds) shows, on average.
 func (p *profile) at(a int64) float64 {
 	if a < 0 {
 		return 0
 	}
+	return p.bin(binOf(a))
+}
+
+// least is the least a slot of age a can be counted on to show: the smaller
+// of its bin's and the bin before's (0 in the first). A bin's value is a mean
+// over its ages; where the footprint grows within the bin (a step, a ramp)
+// a slot early in it shows less, and counting it at the mean would let as
+// many slots too many in as start together.
+func (p *profile) least(a int64) float64 {
+	if a < 0 {
+		return 0
+	}
 	b := binOf(a)
+	if b == 0 {
+		return 0
+	}
+	return min(p.bin(b), p.bin(b-1))
+}
+
+func (p *profile) bin(b int) float64 {
 	if p.known[b] {
 		return p.shown[b]
 	}
@@ -55,6 +74,6 @@ func (p *profile) at(a int64) float64 {
 	return 0
 }
 
-// remaining is what a used slot of age a charged c is still expected to add
-// to the readings: c less what it shows.
-func (p *profile) remaining(c float64, a int64) float64 { return max(0, c-p.at(a)) }
+// remaining is what a used slot of age a charged c may still add to the
+// readings: c less the least it shows.
+func (p *profile) remaining(c float64, a int64) float64 { return max(0, c-p.least(a)) }
