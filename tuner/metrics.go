@@ -57,8 +57,8 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 		*dst = g
 		errs = append(errs, err)
 	}
-	f(&in.usage, MetricUsage, "1", "Resource usage as a fraction of capacity")
-	f(&in.target, MetricTarget, "1", "Admission target as a fraction of capacity")
+	f(&in.usage, MetricUsage, "", "Resource usage as a fraction of capacity")
+	f(&in.target, MetricTarget, "", "Admission target as a fraction of capacity")
 	f(&in.cost, MetricSlotCost, "", "What one slot is charged (cores or bytes)")
 	f(&in.settle, MetricSettleTime, "s", "How long a used slot's footprint takes to grow, as learned (0: not yet)")
 	i(&in.issued, MetricSlotsIssued, "Slots issued and not yet released")

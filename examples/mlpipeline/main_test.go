@@ -81,7 +81,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.NoError(t, err)
 	for _, series := range []string{
 		`headroom_resource_usage{`, `headroom_resource_target{`, `headroom_slots_used{`, `headroom_slots_issued{`,
-		`headroom_slots_available{`, `headroom_slots_refused_total{`, `headroom_slot_cost{`, `headroom_slot_settle_time_seconds{`, `headroom_slot_settle_onset_seconds{`, `headroom_slot_prompt_release{`, `headroom_sensor_failures_total{`,
+		`headroom_slots_available{`, `headroom_slots_refused_total{`, `headroom_slot_cost{`, `headroom_slot_settle_time_seconds{`, `headroom_sensor_failures_total{`,
 		`headroom_slots_granted_total{`,
 	} {
 		assert.Contains(t, string(body), series)
