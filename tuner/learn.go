@@ -291,7 +291,7 @@ func (l *learner) everythingElse(s *sample, r res) {
 func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float64, seen int, life int64) {
 	e := &l.est[k]
 	var p profile
-	peak, have := 0.0, false
+	peak, peakSE, have := 0.0, 0.0, false
 	for b := 0; b < nBins; b++ {
 		j := off + b
 		if g.weight(j) < minWeight {
@@ -300,6 +300,9 @@ func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float
 		h, se := g.beta[j], math.Sqrt(sigma2*g.varDiag[j])
 		if se <= max(relTol*math.Abs(h), tol) {
 			p.known[b], p.shown[b] = true, h*scale[r]
+			if !have || h*scale[r] > peak {
+				peakSE = se * scale[r]
+			}
 			peak, have = max(peak, h*scale[r]), true
 		}
 	}
@@ -335,7 +338,9 @@ func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float
 		}
 	}
 	e.known |= bit
-	e.learned[r] = peak
+	// Charged at the upper end of what the readings allow: the peak plus
+	// twice its standard error, which shrinks as data comes in.
+	e.learned[r] = peak + 2*peakSE
 	// Confirmed: growth was seen to stop (two identified ages at the peak,
 	// and a peak clear of the noise), or slots were seen through whole
 	// lives and the ages they reach are identified.
