@@ -77,7 +77,7 @@ func decide(k *class, b *budget, kind int8, now int64, fresh bool) (int, Reason,
 	if k.ramp > 0 && k.lastIssue >= 0 && now-k.lastIssue < k.ramp {
 		return -1, ReasonRamp, time.Duration(k.ramp - (now - k.lastIssue))
 	}
-	if k.probing() && k.issued >= k.probeWindow() {
+	if k.probe && k.issued >= k.probeWindow() {
 		return -1, ReasonProbe, 0
 	}
 	return b.fits(k)

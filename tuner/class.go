@@ -55,6 +55,7 @@ type class struct {
 	unusedOn        [maxDevices]int32
 	refused         [numReasons]uint64
 	perm            permits
+	probe           bool // probing(), as of the latest price
 }
 
 func newClass(opts SlotSupplierOptions, need Resource) *class {
@@ -91,6 +92,7 @@ func (k *class) price() {
 		}
 		k.charge[r] = c
 	}
+	k.probe = k.probing()
 }
 
 // probing reports whether the class's in-flight slots are capped: some

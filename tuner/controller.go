@@ -374,18 +374,30 @@ func (c *Controller) copySample(s *resources.Snapshot) bool {
 	for _, sl := range c.usedSlots {
 		m.slots = append(m.slots, slotSample{cls: sl.cls.id, dev: sl.device, usedAt: sl.usedAt})
 	}
-	cut := c.nanos() - int64(lingerMax)
-	i := 0
-	for i < len(c.released) && c.released[i].at < cut {
-		i++
-	}
-	c.released = append(c.released[:0], c.released[i:]...)
+	c.trimReleased(c.nanos())
 	m.released = append(m.released[:0], c.released...)
 	m.need, m.charge, m.seen, m.life = m.need[:0], m.charge[:0], m.seen[:0], m.life[:0]
 	for _, k := range c.classes {
 		m.need, m.charge, m.seen, m.life = append(m.need, k.need), append(m.charge, k.charge), append(m.seen, k.seen), append(m.life, k.life)
 	}
 	return true
+}
+
+// maxReleased bounds the releases remembered for learning.
+const maxReleased = 4096
+
+// trimReleased forgets releases older than lingerMax, and the older half if
+// that leaves maxReleased or more. Called with c.mu held.
+func (c *Controller) trimReleased(now int64) {
+	cut := now - int64(lingerMax)
+	i := 0
+	for i < len(c.released) && c.released[i].at < cut {
+		i++
+	}
+	if len(c.released)-i >= maxReleased {
+		i = len(c.released) - maxReleased/2
+	}
+	c.released = append(c.released[:0], c.released[i:]...)
 }
 
 // publish takes what the learner made of the latest reading. Called with

@@ -177,12 +177,15 @@ func (s *SlotSupplier) ReleaseSlot(info worker.SlotReleaseInfo) {
 		return
 	}
 	c := s.c
-	now := c.nanos()
 	c.mu.Lock()
 	if sl.permit != p {
 		c.mu.Unlock()
 		c.logger.Warn("headroom: slot released twice", "supplier", s.k.name)
 		return
+	}
+	var now int64
+	if sl.usedAt >= 0 {
+		now = c.nanos() // only a used slot's release is timed; empty polls read no clock
 	}
 	c.release(sl, now)
 	c.notify()
@@ -245,6 +248,9 @@ func (c *Controller) release(sl *slot, now int64) {
 		c.unuse(sl)
 		c.lastChange = now
 		c.released = append(c.released, releaseSample{cls: k.id, dev: sl.device, at: now})
+		if len(c.released) >= maxReleased {
+			c.trimReleased(now) // readings stalled or releases very fast: stay bounded
+		}
 	} else {
 		c.unhold(k, sl.device)
 	}
