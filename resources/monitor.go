@@ -37,8 +37,9 @@ type MonitorOptions struct {
 	// StaleAfter is how old the last successful reading may be before
 	// snapshots report it stale. Zero: DefaultStaleIntervals × Interval.
 	StaleAfter time.Duration
-	// Logger receives one line per transition between healthy and failing
-	// readings. Nil: slog.Default().
+	// Logger receives one debug line per transition between healthy and
+	// failing readings (what to do about them is the reader's to say: the
+	// tuner logs its own warning). Nil: slog.Default().
 	Logger log.Logger
 }
 
@@ -228,8 +229,8 @@ func (m *Monitor) sample() {
 func (m *Monitor) logTransition(what string, before, after error, first bool) {
 	switch {
 	case after != nil && (before == nil || first):
-		m.logger.Warn("headroom: readings failing; admission falls back to MinSlots", "resource", what, "error", after)
+		m.logger.Debug("resources: reading failing", "resource", what, "error", after)
 	case after == nil && before != nil && !first:
-		m.logger.Info("headroom: readings recovered", "resource", what)
+		m.logger.Debug("resources: reading recovered", "resource", what)
 	}
 }

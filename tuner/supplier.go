@@ -83,17 +83,8 @@ func (s *SlotSupplier) TryReserveSlot(info worker.SlotReservationInfo) *worker.S
 		now = c.nanos() // only the throttle needs the clock
 	}
 	kind := kindOf(info)
-	snap := c.monitor.Snapshot()
 	c.mu.Lock()
-	c.apply(snap)
-	r := reasonNone
-	if c.waiters.Len() > 0 {
-		r = c.blockedReason(k.need)
-	}
-	var p *worker.SlotPermit
-	if r == reasonNone {
-		p, r, _ = c.reserve(k, kind, now)
-	}
+	p, r, _ := c.tryLocked(k, kind, now)
 	if p == nil {
 		k.refused[r]++
 	}
@@ -110,20 +101,11 @@ func (s *SlotSupplier) ReserveSlot(ctx context.Context, info worker.SlotReservat
 	}
 	c, k := s.c, s.k
 	kind := kindOf(info)
-	snap := c.monitor.Snapshot()
 	c.mu.Lock()
-	c.apply(snap)
-	r := reasonNone
-	if c.waiters.Len() > 0 {
-		r = c.blockedReason(k.need)
-	}
-	var wait time.Duration
-	if r == reasonNone {
-		var p *worker.SlotPermit
-		if p, r, wait = c.reserve(k, kind, c.nanos()); p != nil {
-			c.mu.Unlock()
-			return p, nil
-		}
+	p, r, wait := c.tryLocked(k, kind, c.nanos())
+	if p != nil {
+		c.mu.Unlock()
+		return p, nil
 	}
 	k.refused[r]++
 	w := &waiter{k: k, kind: kind, reason: r, ready: make(chan *worker.SlotPermit, 1)}
@@ -215,6 +197,19 @@ func (s *SlotSupplier) DeviceOf(p *worker.SlotPermit) (string, bool) {
 		return "", false
 	}
 	return s.c.devUUIDs[sl.device], true
+}
+
+// tryLocked takes the latest snapshot's readings and reserves a slot of k,
+// unless a waiter refused for a resource k needs is ahead of it. Called with
+// c.mu held; refusals are counted by the caller.
+func (c *Controller) tryLocked(k *class, kind int8, now int64) (*worker.SlotPermit, Reason, time.Duration) {
+	c.apply(c.monitor.Snapshot())
+	if c.waiters.Len() > 0 {
+		if r := c.blockedReason(k.need); r != reasonNone {
+			return nil, r, 0
+		}
+	}
+	return c.reserve(k, kind, now)
 }
 
 // reserve admits one slot of k if decide allows it and records it. Called
