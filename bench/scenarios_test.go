@@ -186,7 +186,7 @@ func bestFixed(t *testing.T, sc scenario) (int, sim.Result) {
 
 // TestScenarios prints the control-quality table (go test -run TestScenarios
 // -v ./bench/) and holds headroom to its promise in every scenario: peak at
-// most target + 0.02 and never above 100 %.
+// most target + 0.02 (+ 0.05 where no cost is declared) and never above 100 %.
 func TestScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("simulates ~20 minutes of host time")
@@ -206,8 +206,14 @@ func TestScenarios(t *testing.T) {
 			fmt.Fprintf(&b, "| %s | %s | %.3f / %.2f | %.3f | %.1f %% | %.1f %% | %d |\n", sc.name, row.name, row.r.Peak, target, row.r.Mean,
 				100*row.r.AboveTarget, 100*row.r.Above1, row.r.Completed)
 		}
-		if ours.Peak > target+0.02 {
-			t.Errorf("%s: headroom peak %.3f above target %.2f + 0.02", sc.name, ours.Peak, target)
+		// A cost left to be learned is held to issue 12's bar for low and
+		// zero priors, target + 0.05; a declared one to target + 0.02.
+		bar := 0.02
+		if sc.cost == (tuner.Cost{}) {
+			bar = 0.05
+		}
+		if ours.Peak > target+bar {
+			t.Errorf("%s: headroom peak %.3f above target %.2f + %.2f", sc.name, ours.Peak, target, bar)
 		}
 		if ours.Above1 > 0 {
 			t.Errorf("%s: headroom spent %.1f %% of the time above 100 %%", sc.name, 100*ours.Above1)
