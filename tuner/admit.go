@@ -32,7 +32,20 @@ func (r Reason) String() string {
 // shared reports whether the reason is a shared resource running out (as
 // opposed to the class's own limits): a waiter refused for it holds back
 // later waiters that need the same resource (see waiters).
-func (r Reason) shared() bool { return r == ReasonCPU || r == ReasonMemory || r == ReasonGPU }
+func (r Reason) shared() bool { return r.resource() != 0 }
+
+// resource is the shared resource a refusal is for (0: the class's own limits).
+func (r Reason) resource() Resource {
+	switch r {
+	case ReasonCPU:
+		return CPU
+	case ReasonMemory:
+		return Memory
+	case ReasonGPU:
+		return GPUMemory
+	}
+	return 0
+}
 
 // Workflow task queue kinds, as a slot records them.
 const (

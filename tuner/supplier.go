@@ -266,7 +266,7 @@ func (c *Controller) release(sl *slot, now int64) {
 func (c *Controller) blockedReason(need Resource) Reason {
 	for e := c.waiters.Front(); e != nil; e = e.Next() {
 		w := e.Value.(*waiter)
-		if w.reason.shared() && w.k.need&need != 0 {
+		if w.reason.resource()&need != 0 {
 			return w.reason
 		}
 	}

@@ -14,7 +14,7 @@ import (
 // have appeared (a release, a new reading, the end of a ramp throttle) the
 // queue is walked from its head and each waiter is admitted if its slot fits
 // now. A waiter refused for a shared resource (CPU, memory, GPU memory) holds
-// back every later waiter that needs any resource it needs: otherwise a
+// back every later waiter that needs that resource: otherwise a
 // stream of small slots could take every bit of room a large slot is waiting
 // for, and the large one would wait forever. A waiter refused for its own
 // class's limits (MaxSlots, the ramp, probing, stale readings) holds back
@@ -53,9 +53,7 @@ func (c *Controller) notify() {
 				w.k.refused[r]++ // counted once per reason a waiter waits for
 			}
 			w.reason = r
-			if r.shared() {
-				held |= w.k.need
-			}
+			held |= r.resource()
 			if r == ReasonRamp {
 				c.wakeAfter(w, wait)
 			}
