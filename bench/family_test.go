@@ -265,16 +265,22 @@ func total(r sim.Result) float64 {
 	return s
 }
 
-// famRun runs f inside its own synctest bubble; t is only for failures.
-func famRun(t *testing.T, f func(t *testing.T)) {
-	t.Helper()
-	synctest.Test(t, f)
+// run drives workload w inside its own synctest bubble with the suppliers
+// build makes on a fresh host (and the device each permit was charged to,
+// if device is set), and scores the work done.
+func (w workload) run(t *testing.T, build func(t *testing.T, h *sim.Host) ([]worker.SlotSupplier, func(int, *worker.SlotPermit) string)) outcome {
+	var out outcome
+	synctest.Test(t, func(t *testing.T) {
+		h := w.host()
+		sups, device := build(t, h)
+		out.res = sim.RunMany(w.scenario(h), w.loads(sups, device))
+	})
+	out.work = total(out.res)
+	return out
 }
 
 func (w workload) headroom(t *testing.T) outcome {
-	var out outcome
-	famRun(t, func(t *testing.T) {
-		h := w.host()
+	return w.run(t, func(t *testing.T, h *sim.Host) ([]worker.SlotSupplier, func(int, *worker.SlotPermit) string) {
 		src, g := h.Sources()
 		opts := tuner.ControllerOptions{Source: src, SampleInterval: 250 * time.Millisecond, TargetMemory: targetMem, TargetCPU: targetCPU, Logger: testutil.NopLogger}
 		if w.devices > 0 {
@@ -284,7 +290,7 @@ func (w workload) headroom(t *testing.T) outcome {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		t.Cleanup(func() { c.Close() })
 		if err := c.WaitReady(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -298,47 +304,29 @@ func (w workload) headroom(t *testing.T) outcome {
 			}
 			sups, ts = append(sups, s), append(ts, s)
 		}
-		if famDebug {
-			stop := make(chan struct{})
-			defer close(stop)
-			go func() {
-				for {
-					select {
-					case <-stop:
-						return
-					case <-time.After(time.Second):
-					}
-					m, _, _ := h.True()
-					st := ts[0].Stats()
-					_, _, g := h.True()
-					t.Logf("mem %.3f gpu %.3f issued %d used %d charge %.4f gpu %.4f conf %v", m, g["GPU-0"], st.Issued, st.Used, float64(st.Cost.MemoryBytes)/famMem, float64(st.Cost.GPUMemoryBytes)/famGPU, st.Confirmed)
+		t.Cleanup(func() { // after the run, before the controller closes
+			for k, s := range ts {
+				st := s.Stats()
+				if famDebug {
+					t.Logf("class %d: %+v", k, st)
 				}
-			}()
-		}
-		out.res = sim.RunMany(w.scenario(h), w.loads(sups, func(k int, p *worker.SlotPermit) string { d, _ := ts[k].DeviceOf(p); return d }))
-		for k, s := range ts {
-			if famDebug {
-				t.Logf("class %d: %+v", k, s.Stats())
+				if st.Issued != 0 {
+					t.Errorf("workload %d class %d: %d slots left reserved", w.seed, k, st.Issued)
+				}
 			}
-			if st := s.Stats(); st.Issued != 0 {
-				t.Errorf("workload %d class %d: %d slots left reserved", w.seed, k, st.Issued)
-			}
-		}
+		})
+		return sups, func(k int, p *worker.SlotPermit) string { d, _ := ts[k].DeviceOf(p); return d }
 	})
-	out.work = total(out.res)
-	return out
 }
 
 func (w workload) sdk(t *testing.T) outcome {
-	var out outcome
-	famRun(t, func(t *testing.T) {
-		h := w.host()
+	return w.run(t, func(t *testing.T, h *sim.Host) ([]worker.SlotSupplier, func(int, *worker.SlotPermit) string) {
 		src, _ := h.Sources()
 		m, err := resources.NewMonitor(resources.MonitorOptions{Source: src, Interval: 250 * time.Millisecond, Logger: testutil.NopLogger})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer m.Close()
+		t.Cleanup(func() { m.Close() })
 		if err := m.WaitReady(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -353,18 +341,14 @@ func (w workload) sdk(t *testing.T) outcome {
 			}
 			sups = append(sups, s)
 		}
-		out.res = sim.RunMany(w.scenario(h), w.loads(sups, nil))
+		return sups, nil
 	})
-	out.work = total(out.res)
-	return out
 }
 
 // fixed runs fixed sizes: class k gets max(1, round(scale × share_k)),
 // share_k being an even split of its resource's room by its mean size.
 func (w workload) fixed(t *testing.T, scale float64) outcome {
-	var out outcome
-	famRun(t, func(t *testing.T) {
-		h := w.host()
+	return w.run(t, func(t *testing.T, h *sim.Host) ([]worker.SlotSupplier, func(int, *worker.SlotPermit) string) {
 		var sups []worker.SlotSupplier
 		for _, c := range w.classes {
 			room := targetMem - famBase
@@ -381,10 +365,8 @@ func (w workload) fixed(t *testing.T, scale float64) outcome {
 			}
 			sups = append(sups, s)
 		}
-		out.res = sim.RunMany(w.scenario(h), w.loads(sups, nil))
+		return sups, nil
 	})
-	out.work = total(out.res)
-	return out
 }
 
 // bestFixed searches the scale whose sizes do the most work with every

@@ -109,16 +109,3 @@ func (b *budget) device(cost float64, mustFit bool) int {
 	}
 	return best
 }
-
-// lines calls f for every line a slot of k on device dev is charged to.
-func (b *budget) lines(k *class, dev int, f func(r res, l *line)) {
-	if k.need.has(resCPU) {
-		f(resCPU, &b.cpu)
-	}
-	if k.need.has(resMem) {
-		f(resMem, &b.mem)
-	}
-	if dev >= 0 {
-		f(resGPU, &b.gpu[dev])
-	}
-}
