@@ -70,18 +70,16 @@ func decide(k *class, b *budget, kind int8, now int64, fresh bool) (int, Reason,
 	if k.issued >= k.max {
 		return -1, ReasonMax, 0
 	}
-	starving := false
 	if k.sawSticky && kind != kindUnknown {
 		mine, other := k.normal(), k.sticky
 		if kind == kindSticky {
 			mine, other = k.sticky, k.normal()
 		}
-		starving = mine == 0
 		if other == 0 && mine > 0 && k.issued >= k.max-1 && k.max > 1 {
 			return -1, ReasonMax, 0
 		}
 	}
-	if k.issued < k.min || starving {
+	if k.guaranteed(kind) {
 		return b.anyDevice(k), reasonNone, 0
 	}
 	if !fresh {
@@ -94,4 +92,21 @@ func decide(k *class, b *budget, kind int8, now int64, fresh bool) (int, Reason,
 		return -1, ReasonProbe, 0
 	}
 	return b.fits(k)
+}
+
+// guaranteed reports whether one more slot of k for a task queue of the
+// given kind is admitted whatever the readings and the waiters say (below
+// MaxSlots): k has fewer than MinSlots issued, or it is a workflow supplier
+// whose pollers of this kind hold no slot.
+func (k *class) guaranteed(kind int8) bool {
+	if k.issued < k.min {
+		return true
+	}
+	if !k.sawSticky || kind == kindUnknown {
+		return false
+	}
+	if kind == kindSticky {
+		return k.sticky == 0
+	}
+	return k.normal() == 0
 }

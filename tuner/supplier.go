@@ -200,11 +200,12 @@ func (s *SlotSupplier) DeviceOf(p *worker.SlotPermit) (string, bool) {
 }
 
 // tryLocked takes the latest snapshot's readings and reserves a slot of k,
-// unless a waiter refused for a resource k needs is ahead of it. Called with
+// unless a waiter refused for a resource k needs is ahead of it (slots below
+// MinSlots and a starving poller's first are never held back). Called with
 // c.mu held; refusals are counted by the caller.
 func (c *Controller) tryLocked(k *class, kind int8, now int64) (*worker.SlotPermit, Reason, time.Duration) {
 	c.apply(c.monitor.Snapshot())
-	if c.waiters.Len() > 0 {
+	if c.waiters.Len() > 0 && !k.guaranteed(kind) {
 		if r := c.blockedReason(k.need); r != reasonNone {
 			return nil, r, 0
 		}

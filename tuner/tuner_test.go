@@ -281,6 +281,52 @@ func TestWorkflowPollersNeverStarve(t *testing.T) {
 	sup.ReleaseSlot(testutil.ReleaseInfo{P: p2})
 }
 
+// A worker's guaranteed slots (MinSlots, a workflow poller's first of each
+// queue kind) are admitted even while another supplier's ReserveSlot waits
+// for the same resource: the example's workflow pollers once waited behind a
+// CPU activity that waited for room, and every pipeline stalled.
+func TestWaitersDoNotHoldBackGuaranteedSlots(t *testing.T) {
+	c, _ := fixedController(t, resources.Usage{CPU: 0.5, CPUCores: 2}, tuner.ControllerOptions{TargetCPU: 0.9})
+	act, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "activity", TrustCost: true, MaxSlots: 4, Resources: tuner.CPU, Cost: tuner.Cost{CPUCores: 1.5}})
+	require.NoError(t, err)
+	wf, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "workflow", MinSlots: 1, MaxSlots: 10, Resources: tuner.CPU})
+	require.NoError(t, err)
+	local, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "local", MinSlots: 2, MaxSlots: 10, Resources: tuner.CPU})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	waited := make(chan error)
+	go func() {
+		_, err := act.ReserveSlot(ctx, info) // 1 of 2 cores in use: 1.5 more does not fit under 1.8
+		waited <- err
+	}()
+	require.Eventually(t, func() bool { return act.Stats().Refused[tuner.ReasonCPU] > 0 }, 5*time.Second, time.Millisecond)
+
+	sticky := &testutil.ReservationInfo{Queue: "q", Kind: enumspb.TASK_QUEUE_KIND_STICKY}
+	type grant struct {
+		s *tuner.SlotSupplier
+		p *worker.SlotPermit
+	}
+	var held []grant
+	for i, r := range []struct {
+		s  *tuner.SlotSupplier
+		in *testutil.ReservationInfo
+	}{{wf, sticky}, {wf, info}, {local, info}, {local, info}} { // MinSlots, the normal poller's first, MinSlots ×2
+		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		p, err := r.s.ReserveSlot(rctx, r.in)
+		rcancel()
+		require.NoError(t, err, "guaranteed slot %d waited behind the activity", i)
+		held = append(held, grant{r.s, p})
+	}
+	assert.Nil(t, local.TryReserveSlot(info), "above MinSlots the waiter comes first")
+	assert.Nil(t, act.TryReserveSlot(info), "the waiter keeps its place for the activity")
+	cancel()
+	assert.ErrorIs(t, <-waited, context.Canceled)
+	for _, g := range held {
+		g.s.ReleaseSlot(testutil.ReleaseInfo{P: g.p})
+	}
+	assert.Zero(t, wf.Stats().Issued+local.Stats().Issued)
+}
+
 // runGPU runs 10 GiB model loads (3 s ramp, 5 s hold) on h's devices through
 // a GPU supplier with the matching prior; tasks run on the device their
 // permit was bound to.

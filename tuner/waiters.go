@@ -18,7 +18,10 @@ import (
 // stream of small slots could take every bit of room a large slot is waiting
 // for, and the large one would wait forever. A waiter refused for its own
 // class's limits (MaxSlots, the ramp, probing, stale readings) holds back
-// nobody. TryReserveSlot, which cannot wait, is refused while such a held
+// nobody, and nobody holds back a slot below MinSlots (or a workflow
+// supplier's first slot of a task queue kind): those are admitted whatever
+// the readings say, so waiting could only delay them, and a worker whose
+// workflow pollers wait behind an activity that waits for room would stall. TryReserveSlot, which cannot wait, is refused while such a held
 // back resource has waiters, for the same reason.
 type waiter struct {
 	k      *class
@@ -40,7 +43,7 @@ func (c *Controller) notify() {
 	for e := c.waiters.Front(); e != nil; {
 		next := e.Next()
 		w := e.Value.(*waiter)
-		if w.k.need&held != 0 {
+		if w.k.need&held != 0 && !w.k.guaranteed(w.kind) {
 			e = next
 			continue
 		}
