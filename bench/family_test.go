@@ -304,6 +304,22 @@ func (w workload) headroom(t *testing.T) outcome {
 			}
 			sups, ts = append(sups, s), append(ts, s)
 		}
+		if famDebug {
+			stop := make(chan struct{})
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(5 * time.Second):
+					}
+					for k, s := range ts {
+						t.Logf("t %v class %d: %+v", time.Now().Format("04:05"), k, s.Stats())
+					}
+				}
+			}()
+			t.Cleanup(func() { close(stop) })
+		}
 		t.Cleanup(func() { // after the run, before the controller closes
 			for k, s := range ts {
 				st := s.Stats()
@@ -532,6 +548,12 @@ func TestFamily(t *testing.T) {
 	n := 24
 	if v, err := strconv.Atoi(os.Getenv("HEADROOM_FAMILY")); err == nil && v > 0 {
 		n = v
+	}
+	if i, err := strconv.Atoi(os.Getenv("HEADROOM_FAMILY_ONE")); err == nil { // one workload, with FAMDEBUG=1 for its stats every 5 s
+		w := generate(1, i)
+		o, f := w.headroom(t), w.bestFixed(t)
+		t.Logf("workload %d: excess %+.3f work %.3g fixed %.3g %v", i, o.res.Excess, o.work, f.work, describe(w))
+		return
 	}
 	strict := os.Getenv("HEADROOM_FAMILY_STRICT") != ""
 	rows := runFamily(t, 1, n)

@@ -14,8 +14,9 @@ const unconfirmedFactor = 2
 const trustLives = 16
 
 // probeBase is how many slots a class whose cost is neither declared nor
-// confirmed may have in flight before any of its slots has been seen; each
-// slot seen whole (released after use) lets two more in.
+// confirmed may have in flight until the readings have identified its
+// footprint at every age its slots live to; from then each slot seen whole
+// (released after use) lets two more in.
 const probeBase = 2
 
 // class is one supplier's record: its limits, its counts and what the
@@ -56,6 +57,8 @@ type class struct {
 	refused         [numReasons]uint64
 	perm            permits
 	probe           bool // probing(), as of the latest price
+	covered         bool // the footprint is identified at every age slots live to
+	shown           bool // every resource probed has a charge above zero
 }
 
 func newClass(opts SlotSupplierOptions, need Resource) *class {
@@ -93,6 +96,35 @@ func (k *class) price() {
 		k.charge[r] = c
 	}
 	k.probe = k.probing()
+	k.covered = k.coversLife()
+	k.shown = true
+	for r := res(0); r < numRes; r++ {
+		if k.need.has(r) && k.prior[r] == 0 && k.floor[r] == 0 && !k.confirmed.has(r) && k.charge[r] <= 0 {
+			k.shown = false
+		}
+	}
+}
+
+// coversLife reports whether, for every resource k is probing, the readings
+// have identified the footprint of slots as old as the bin before the one
+// their mean life ends in (the confirmation rule's test, before its lives
+// are counted). Until then a slot seen whole may have shown nothing yet of
+// what it holds late in its life (a step after seconds of imports), and
+// more slots would be let in blind.
+func (k *class) coversLife() bool {
+	if k.life <= 0 {
+		return false
+	}
+	last := binOf(k.life) - 1
+	for r := res(0); r < numRes; r++ {
+		if !k.need.has(r) || k.prior[r] != 0 || k.floor[r] != 0 || k.confirmed.has(r) {
+			continue
+		}
+		if k.prof[r].oldest() < last {
+			return false
+		}
+	}
+	return true
 }
 
 // probing reports whether the class's in-flight slots are capped: some
@@ -110,7 +142,15 @@ func (k *class) probing() bool {
 }
 
 // probeWindow is how many slots a probing class may have issued.
-func (k *class) probeWindow() int { return probeBase + 2*k.seen }
+func (k *class) probeWindow() int {
+	switch {
+	case k.covered:
+		return probeBase + 2*k.seen
+	case k.shown:
+		return probeBase + k.seen
+	}
+	return probeBase
+}
 
 // normal is how many issued slots were reserved for the normal workflow task
 // queue (or for activities).

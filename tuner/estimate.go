@@ -77,8 +77,7 @@ func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float
 		if seen >= confirmLives && life > 0 && life < int64(ageEdges[0]) {
 			e.known |= bit
 			e.confirmed |= bit
-			e.learned[r] = 0
-			e.lower[r] = l.lower[k][r]
+			e.learned[r], e.lower[r] = 0, 0
 		}
 		return
 	}
@@ -117,7 +116,7 @@ func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float
 // class's n slots show, less what the other classes' slots are charged,
 // is at most n × its peak. The median of three readings keeps one odd
 // reading out; the bound fades over lowerForget (see fit).
-func (l *learner) bound(s *sample, r res, above float64) {
+func (l *learner) bound(s *sample, r res, above, capacity float64) {
 	others := 0.0
 	for k, n := range l.n {
 		others += float64(n) * s.charge[k][r]
@@ -126,7 +125,7 @@ func (l *learner) bound(s *sample, r res, above float64) {
 		if n == 0 {
 			continue
 		}
-		v := (above - (others - float64(n)*s.charge[k][r])) / float64(n)
+		v := min((above-(others-float64(n)*s.charge[k][r]))/float64(n), capacity)
 		l.lower[k][r] = max(l.lower[k][r], l.med[k][r].add(v))
 		l.est[k].lower[r] = l.lower[k][r]
 	}

@@ -230,7 +230,7 @@ func (l *learner) fit(s *sample, r res) {
 			x[j]++
 		}
 		g.add(x, l.nz, (read-l.base0[r][line])/scale[r])
-		l.bound(s, r, read-l.base[r][line])
+		l.bound(s, r, read-l.base[r][line], cp)
 	}
 	tol := absTol * capacity / scale[r]
 	sigma2, ok := g.solve(1e-3, tol, 4)

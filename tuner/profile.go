@@ -77,3 +77,13 @@ func (p *profile) bin(b int) float64 {
 // remaining is what a used slot of age a charged c may still add to the
 // readings: c less the least it shows.
 func (p *profile) remaining(c float64, a int64) float64 { return max(0, c-p.least(a)) }
+
+// oldest is the oldest identified age bin (-1: none).
+func (p *profile) oldest() int {
+	for b := nBins - 1; b >= 0; b-- {
+		if p.known[b] {
+			return b
+		}
+	}
+	return -1
+}
