@@ -143,8 +143,9 @@ func (m *memCgroup) Read(context.Context) (resources.Usage, error) {
 
 // TestRealAllocationsInACgroup runs activities through a real worker on the
 // embedded server, each spawning stress-ng into a cgroup with a 1 GiB
-// limit: 1.5 s of nothing (imports), then 192 MiB allocated and held for
-// 3 s. headroom (declared cost 200 MiB, target 0.8) runs them, and so does
+// limit: 1.5 s of nothing (imports), then 192 MiB allocated, touched and
+// held for 3 s (--vm-hang: held asleep, so that the test does not take the
+// CPU from the packages tested beside it). headroom (declared cost 200 MiB, target 0.8) runs them, and so does
 // the SDK's fixed-size supplier at the size a user would pick from the true
 // footprint (4: 4 × 200 MiB ≤ 0.8 GiB). The cgroup counts OOM kills; the
 // test samples the working set every 20 ms. It holds what a user relies on
@@ -172,7 +173,7 @@ func TestRealAllocationsInACgroup(t *testing.T) {
 		w.RegisterActivityWithOptions(func(ctx context.Context) error {
 			// The shell joins the cgroup, then becomes stress-ng: nothing
 			// of the task runs outside the limit.
-			script := fmt.Sprintf("echo $$ > %s && sleep 1.5 && exec %s --vm 1 --vm-bytes %s --vm-keep --timeout 3s --quiet", cg.procs, bin, vmBytes)
+			script := fmt.Sprintf("echo $$ > %s && sleep 1.5 && exec %s --vm 1 --vm-bytes %s --vm-hang 0 --timeout 3s --quiet", cg.procs, bin, vmBytes)
 			out, err := exec.CommandContext(ctx, "sh", "-c", script).CombinedOutput()
 			if err != nil {
 				return temporal.NewNonRetryableApplicationError(fmt.Sprintf("stress-ng: %v: %s", err, out), "StressFailed", err)
