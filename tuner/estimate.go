@@ -71,13 +71,14 @@ func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float
 	if !have {
 		e.prof[r] = profile{}
 		// Tasks shorter than the first age bin seldom overlap a reading, so
-		// their footprint cannot be told from the readings: once several
-		// have been seen whole, the readings alone (and the declared cost,
-		// fading over trustLives) govern them.
+		// their footprint cannot be told by age: once several have been seen
+		// whole, the readings' lower bound (and the declared cost, fading
+		// over trustLives) govern them; without the bound nothing would hold
+		// them between readings.
 		if seen >= confirmLives && life > 0 && life < int64(ageEdges[0]) {
 			e.known |= bit
 			e.confirmed |= bit
-			e.learned[r], e.lower[r] = 0, 0
+			e.learned[r], e.lower[r] = 0, l.lower[k][r]
 		}
 		return
 	}

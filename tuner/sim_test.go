@@ -198,3 +198,34 @@ func TestFreshWorkerRunsItsPollers(t *testing.T) {
 		}
 	})
 }
+
+// Short CPU tasks (50 ms, too short to be seen by age) beside a memory
+// class whose tasks use a core it does not govern: the short class's cost
+// is the readings' lower bound, and that bound is what holds it. Left to
+// the readings alone (charged nothing between them) it filled MaxSlots at
+// once: 2.45 of the host's CPU.
+func TestShortTasksBesideUngovernedCPU(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &sim.Host{BaseMem: 0.2, BaseCPU: 0.05, MemLimit: 64 * GiB, Cores: 2}
+		c := newController(t, h, tuner.ControllerOptions{TargetMemory: 0.8, TargetCPU: 0.8})
+		defer c.Close()
+		heavy, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "heavy", MinSlots: 1, MaxSlots: 1,
+			Resources: tuner.Memory, Cost: tuner.Cost{MemoryBytes: uint64(64*GiB) * 5 / 100}})
+		require.NoError(t, err)
+		quick, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "quick", MinSlots: 1, MaxSlots: 100, Resources: tuner.CPU})
+		require.NoError(t, err)
+		res := sim.RunMany(sim.Scenario{Host: h, Duration: 60 * time.Second, Warmup: 10 * time.Second, Resource: "cpu", Target: 0.8}, []sim.Load{
+			{Sup: heavy, Tasks: 1 << 20, Pollers: 2, Task: func(int) sim.Task {
+				return sim.Task{Mem: 0.05, CPU: 0.4, Ramp: 500 * time.Millisecond, Hold: 2 * time.Second}
+			}},
+			{Sup: quick, Tasks: 1 << 20, Pollers: 16, Task: func(int) sim.Task {
+				return sim.Task{CPU: 0.02, Hold: 50 * time.Millisecond}
+			}},
+		})
+		t.Logf("peak %.3f mean %.3f done %v; quick %+v", res.Peak, res.Mean, res.PerLoad, quick.Stats())
+		assert.LessOrEqual(t, res.Peak, 0.82)
+		// One slot at a time does at most 50 s ÷ 50 ms = 1,000 tasks; the
+		// room left by the heavy task (0.8 − 0.45 of the host) fits several.
+		assert.Greater(t, res.PerLoad[1], 2000)
+	})
+}
