@@ -96,13 +96,18 @@ func (k *class) price() {
 		k.charge[r] = c
 	}
 	k.probe = k.probing()
-	k.covered = k.coversLife()
-	k.shown = true
+	k.covered, k.shown = k.coversLife(), true
 	for r := res(0); r < numRes; r++ {
-		if k.need.has(r) && k.prior[r] == 0 && k.floor[r] == 0 && !k.confirmed.has(r) && k.charge[r] <= 0 {
+		if k.unpriced(r) && k.charge[r] <= 0 {
 			k.shown = false
 		}
 	}
+}
+
+// unpriced reports whether k consumes r with neither a declared nor a
+// confirmed cost: what probing is for.
+func (k *class) unpriced(r res) bool {
+	return k.need.has(r) && k.prior[r] == 0 && k.floor[r] == 0 && !k.confirmed.has(r)
 }
 
 // coversLife reports whether, for every resource k is probing, the readings
@@ -117,10 +122,7 @@ func (k *class) coversLife() bool {
 	}
 	last := binOf(k.life) - 1
 	for r := res(0); r < numRes; r++ {
-		if !k.need.has(r) || k.prior[r] != 0 || k.floor[r] != 0 || k.confirmed.has(r) {
-			continue
-		}
-		if k.prof[r].oldest() < last {
+		if k.unpriced(r) && k.prof[r].oldest() < last {
 			return false
 		}
 	}
@@ -134,7 +136,7 @@ func (k *class) probing() bool {
 		return false
 	}
 	for r := res(0); r < numRes; r++ {
-		if k.need.has(r) && k.prior[r] == 0 && k.floor[r] == 0 && !k.confirmed.has(r) {
+		if k.unpriced(r) {
 			return true
 		}
 	}
