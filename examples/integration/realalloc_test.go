@@ -37,30 +37,23 @@ type memCgroup struct {
 }
 
 // newMemCgroup makes a cgroup with a memory limit, or skips the test where
-// that is not possible (not root, no memory controller).
+// that is not possible (not root, no memory controller). Where the memory
+// controller is mounted is found by headroom's own mountinfo reader.
 func newMemCgroup(t *testing.T, limit uint64) *memCgroup {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to make a cgroup")
 	}
-	name := fmt.Sprintf("headroom-realalloc-%d", os.Getpid())
-	m := &memCgroup{}
-	var procLine string
-	switch {
-	case isDir("/sys/fs/cgroup/memory"): // v1 (or hybrid)
-		m.dir = filepath.Join("/sys/fs/cgroup/memory", name)
-		procLine = "5:memory:/" + name + "\n"
-	case isFile("/sys/fs/cgroup/cgroup.controllers"): // v2
-		ctrl, _ := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
-		if !strings.Contains(string(ctrl), "memory") {
-			t.Skip("cgroup v2 without the memory controller")
-		}
-		_ = os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte("+memory"), 0)
-		m.dir, m.v2 = filepath.Join("/sys/fs/cgroup", name), true
-		procLine = "0::/" + name + "\n"
-	default:
-		t.Skip("no memory cgroup controller mounted")
+	root, err := memoryCgroupAt(t, "/")
+	if err != nil || root.MemoryDir() == "" {
+		t.Skipf("no memory cgroup controller mounted (%v)", err)
 	}
+	m := &memCgroup{v2: root.Version() == 2}
+	if m.v2 {
+		_ = os.WriteFile(filepath.Join(root.MemoryDir(), "cgroup.subtree_control"), []byte("+memory"), 0)
+	}
+	name := fmt.Sprintf("headroom-realalloc-%d", os.Getpid())
+	m.dir = filepath.Join(root.MemoryDir(), name)
 	if err := os.Mkdir(m.dir, 0o755); err != nil {
 		t.Skipf("cannot make a cgroup: %v", err)
 	}
@@ -76,17 +69,21 @@ func newMemCgroup(t *testing.T, limit uint64) *memCgroup {
 		_ = os.WriteFile(filepath.Join(m.dir, "memory.swappiness"), []byte("0"), 0)
 	}
 	m.procs = filepath.Join(m.dir, "cgroup.procs")
-	pc := filepath.Join(t.TempDir(), "cgroup")
-	require.NoError(t, os.WriteFile(pc, []byte(procLine), 0o644))
-	cg, err := cgroups.DetectFrom(pc, "/proc/self/mountinfo")
+	m.cg, err = memoryCgroupAt(t, "/"+name)
 	require.NoError(t, err)
-	require.Equal(t, m.dir, cg.MemoryDir())
-	m.cg = cg
+	require.Equal(t, m.dir, m.cg.MemoryDir())
 	return m
 }
 
-func isDir(p string) bool  { st, err := os.Stat(p); return err == nil && st.IsDir() }
-func isFile(p string) bool { st, err := os.Stat(p); return err == nil && !st.IsDir() }
+// memoryCgroupAt locates the cgroup at path (v1 memory hierarchy, else the
+// unified one) as a process in it would see it.
+func memoryCgroupAt(t *testing.T, path string) (*cgroups.CGroups, error) {
+	pc := filepath.Join(t.TempDir(), "cgroup")
+	if err := os.WriteFile(pc, []byte("5:memory:"+path+"\n0::"+path+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return cgroups.DetectFrom(pc, "/proc/self/mountinfo")
+}
 
 // remove kills what is left in the cgroup and removes it.
 func (m *memCgroup) remove(t *testing.T) {
