@@ -20,7 +20,7 @@ const maxDevices = 64
 // right; the larger is taken so that neither a reading low by chance or a
 // footprint shown early (first term small) nor other usage growing (second
 // term small) lets a slot in that does not fit. margin is how far the
-// readings wander from the learned model (the fit's residual standard
+// readings wander from the learned model (twice the fit's residual standard
 // deviation): reading noise, and footprints that differ from task to task.
 type line struct {
 	limit  float64 // target × capacity; +Inf: capacity unknown
@@ -30,7 +30,7 @@ type line struct {
 	expect float64 // Σ charge of used slots
 	remain float64 // Σ what used slots have still to show at the reading
 	held   float64 // Σ charge of reserved, unused slots
-	margin float64 // the learned model's residual standard deviation
+	margin float64 // marginSigmas × the learned model's residual standard deviation
 }
 
 // room is what one more slot may be charged. A tolerance of 1e-9 of the

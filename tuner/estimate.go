@@ -89,10 +89,20 @@ func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float
 		}
 		oldest = b
 		p.shown[b] = min(max(p.shown[b], 0), peak)
-		if p.shown[b] >= 0.8*peak {
-			if grown < 0 {
-				grown = b
-			}
+		// A bin counts towards the plateau only once slots have been seen
+		// through it and through the next: a bin seen only at its young end
+		// holds the mean of those ages, close to the bin before's on any
+		// growth, and a bin seen just through is fitted from the few
+		// readings in which a wave of slots crossed it (a ramp read 3.1 s
+		// into a [3 s, 4 s) bin looked like a plateau and confirmed a third
+		// of the footprint: TestHalfPriorOfARampNoOvershoot).
+		if p.shown[b] < 0.8*peak {
+			continue
+		}
+		if grown < 0 {
+			grown = b
+		}
+		if b < nBins-2 && l.aged[k] >= int64(ageEdges[b+1]) {
 			plateau++
 		}
 	}

@@ -29,6 +29,10 @@ const (
 	// baseSmooth is the time constant the usage of everything else is
 	// smoothed over.
 	baseSmooth = time.Second
+	// marginSigmas is how many residual standard deviations of the fit the
+	// budget keeps free (line.margin): the readings stray that far from
+	// the model about one time in forty, not one in six as at one.
+	marginSigmas = 2
 )
 
 // scale is the unit learning works in: cores, GiB.
@@ -115,7 +119,10 @@ type learner struct {
 	x        []float64
 	nz       []int
 	n        []int // used slots per class on the line being fitted
-	est      []estimate
+	// aged is, per class, the age of its oldest used slot seen in a reading
+	// since the fit started: the bins up to it have been seen through.
+	aged []int64
+	est  []estimate
 }
 
 // reset starts the fit over for a new set of classes or devices. What the
@@ -151,6 +158,7 @@ func (l *learner) reset(s *sample) {
 	l.lower = make([][numRes]float64, l.nclass)
 	l.med = make([][numRes]median3, l.nclass)
 	l.n = make([]int, l.nclass)
+	l.aged = make([]int64, l.nclass)
 	l.est = make([]estimate, l.nclass)
 }
 
@@ -209,6 +217,7 @@ func (l *learner) fit(s *sample, r res) {
 				continue
 			}
 			l.n[sl.cls]++
+			l.aged[sl.cls] = max(l.aged[sl.cls], s.at[r]-sl.usedAt)
 			j := lines + sl.cls*classCols + binOf(s.at[r]-sl.usedAt)
 			if x[j] == 0 {
 				l.nz = append(l.nz, j)

@@ -110,6 +110,39 @@ func TestHalfPriorOfLateWorkNoOvershoot(t *testing.T) {
 	})
 }
 
+// A cost declared at half the truth, for GPU loads that ramp up over 8 s
+// and differ ±50 % in size, on five devices, started in a wave: the slots'
+// ages move through each age bin together, and a bin seen only at its young
+// end holds about what the bin before it held. Growth counts as stopped only
+// on bins the readings have seen slots live past; taken from a bin seen
+// partway, the cost was confirmed a few seconds into the ramp at a fraction
+// of the footprint, and devices went 0.1–0.4 above target.
+func TestHalfPriorOfARampNoOvershoot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var devs []sim.Device
+		for d := range 5 {
+			devs = append(devs, sim.Device{UUID: fmt.Sprintf("GPU-%d", d), Total: 80 * GiB, Base: 80 * GiB / 50})
+		}
+		h := &sim.Host{BaseMem: 0.2, MemLimit: 64 * GiB, Devices: devs}
+		c := newController(t, h, tuner.ControllerOptions{TargetMemory: 0.8, TargetGPUMemory: 0.85, SampleInterval: 250 * time.Millisecond})
+		defer c.Close()
+		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "ramp", MinSlots: 1, MaxSlots: 1000,
+			RampThrottle: 50 * time.Millisecond, Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 27 * GiB / 10}})
+		require.NoError(t, err)
+		res := sim.Run(sup, sim.Scenario{Host: h, Tasks: 1 << 20, Pollers: 12, Duration: 40 * time.Second, Resource: "gpu", Target: 0.85,
+			Task: func(i int) sim.Task {
+				f := 0.5 + float64((i*7919)%101)/100 // 0.5–1.5 × the mean, in no order
+				return sim.Task{GPU: uint64(f * 5.4 * GiB), Ramp: 8 * time.Second, Hold: 19 * time.Second}
+			},
+			Device: func(p *worker.SlotPermit) string { d, _ := sup.DeviceOf(p); return d },
+		})
+		t.Logf("peak %.3f per device %v done %d; %+v", res.Peak, res.PerDevicePeak, res.Completed, sup.Stats())
+		// Within target + 0.05, the bar for low priors: the sizes'
+		// spread still costs up to 0.02 now and then (runs peak 0.857–0.871).
+		assert.LessOrEqual(t, res.Peak, 0.90)
+	})
+}
+
 // A cost declared at twice the truth is learned down: within 15 % of the
 // truth, and the supplier then runs about as many tasks as fit.
 func TestDoublePriorIsLearnedDown(t *testing.T) {
