@@ -22,13 +22,18 @@ type Preset struct {
 	Activity tuner.SlotSupplierOptions
 	// Pollers for activity tasks: a few for GPU pools, more for CPU.
 	ActivityPollers int
+	// Workflows: the pool also runs workflow tasks. Presets of the
+	// activity-only classes (GPU, HighMemory, VideoEncoding) leave it false,
+	// and NewWorker disables their workflow worker, so that they hold no
+	// workflow slot and no workflow long poll; workflows run on CPU pools.
+	Workflows bool
 }
 
 // PresetFor returns the preset of a class; a user-defined class gets the CPU
 // preset under its own name.
 func PresetFor(c Class) Preset {
 	wf := tuner.DefaultWorkflowSlotSupplierOptions()
-	p := Preset{Class: c, Workflow: wf}
+	p := Preset{Class: c, Workflow: wf, Workflows: c != GPU && c != HighMemory && c != VideoEncoding}
 	switch c {
 	case GPU:
 		p.Activity = tuner.SlotSupplierOptions{
@@ -77,8 +82,11 @@ var ErrWorkerOptions = errors.New("queues: invalid worker options")
 // fixed concurrency limits (the SDK panics when those and a Tuner are both
 // set; this returns an error instead). A zero WorkerStopTimeout becomes
 // DefaultWorkerStopTimeout, so that Stop waits for running tasks to release
-// their slots. Close the returned Tuner after the
-// worker stops; it leaves the shared controller open.
+// their slots. A preset that does not serve workflows (Preset.Workflows
+// false: the GPU, HighMemory and VideoEncoding presets) gets
+// DisableWorkflowWorker, so a workflow registered on such a pool is not
+// polled for. Close the returned Tuner after the worker stops; it leaves the
+// shared controller open.
 func NewWorker(c client.Client, reg *Registry, q Queue, ctrl *tuner.Controller, p Preset, opts worker.Options) (worker.Worker, *tuner.Tuner, error) {
 	if reg != nil {
 		if err := reg.Check(q); err != nil {
@@ -111,6 +119,9 @@ func NewWorker(c client.Client, reg *Registry, q Queue, ctrl *tuner.Controller, 
 		// The SDK's default (0) makes Stop return while tasks still run and
 		// still hold slots; drain them so nothing is left reserved.
 		opts.WorkerStopTimeout = DefaultWorkerStopTimeout
+	}
+	if !p.Workflows {
+		opts.DisableWorkflowWorker = true
 	}
 	if opts.MaxConcurrentActivityTaskPollers == 0 && p.ActivityPollers > 0 {
 		opts.MaxConcurrentActivityTaskPollers = p.ActivityPollers

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/headroomhq/headroom/routing"
 )
@@ -27,6 +28,44 @@ type Input struct {
 	LoadTime  time.Duration
 	Epochs    int
 	OutDir    string
+}
+
+// Input limits: what one pipeline may ask of a worker. Larger asks are bad
+// input, not work to retry.
+const (
+	MaxRows      = 10_000_000
+	MaxDatasetMB = 1 << 20 // 1 TiB
+	MaxGPUMemMB  = 1 << 20
+	MaxEpochs    = 100_000
+	MaxLoadTime  = time.Hour
+)
+
+// ErrInvalidInput is the application error type of bad pipeline input; it
+// is not retried.
+const ErrInvalidInput = "InvalidInput"
+
+// Validate reports the first field of in that no stage can run with, as a
+// non-retryable application error of type ErrInvalidInput naming the field.
+// A client in another language that omits a field sends its zero value.
+func (in Input) Validate() error {
+	for _, c := range []struct {
+		field string
+		ok    bool
+		want  string
+		got   any
+	}{
+		{"Rows", in.Rows > 0 && in.Rows <= MaxRows, fmt.Sprintf("1–%d", MaxRows), in.Rows},
+		{"DatasetMB", in.DatasetMB > 0 && in.DatasetMB <= MaxDatasetMB, fmt.Sprintf("1–%d", MaxDatasetMB), in.DatasetMB},
+		{"GPUMemMB", in.GPUMemMB <= MaxGPUMemMB, fmt.Sprintf("0–%d", MaxGPUMemMB), in.GPUMemMB},
+		{"LoadTime", in.LoadTime >= 0 && in.LoadTime <= MaxLoadTime, "0–" + MaxLoadTime.String(), in.LoadTime},
+		{"Epochs", in.Epochs > 0 && in.Epochs <= MaxEpochs, fmt.Sprintf("1–%d", MaxEpochs), in.Epochs},
+	} {
+		if !c.ok {
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("pipeline input %d: %s must be %s, got %v", in.ID, c.field, c.want, c.got), ErrInvalidInput, nil)
+		}
+	}
+	return nil
 }
 
 // Stage is what one activity reports.
@@ -63,6 +102,9 @@ func records(seed, n int) [][]float64 {
 
 // ValidateData checks every record (CPU): finite values, checksummed.
 func (a *Activities) ValidateData(ctx context.Context, in Input) (Stage, error) {
+	if err := in.Validate(); err != nil {
+		return Stage{}, err
+	}
 	start := time.Now()
 	h := sha256.New()
 	bad := 0
@@ -85,6 +127,9 @@ func (a *Activities) ValidateData(ctx context.Context, in Input) (Stage, error) 
 // ProcessLargeDataset really allocates and processes an in-memory dataset
 // (high-memory): the tuner sees its footprint.
 func (a *Activities) ProcessLargeDataset(ctx context.Context, in Input) (Stage, error) {
+	if err := in.Validate(); err != nil {
+		return Stage{}, err
+	}
 	start := time.Now()
 	n := in.DatasetMB << 20 / 8
 	data := make([]float64, n)
@@ -138,6 +183,9 @@ func (a *Activities) takeGPU(ctx context.Context, in Input) (func(), error) {
 
 // TrainModel fits a linear model by gradient descent (GPU class).
 func (a *Activities) TrainModel(ctx context.Context, in Input) (Stage, error) {
+	if err := in.Validate(); err != nil {
+		return Stage{}, err
+	}
 	start := time.Now()
 	release, err := a.takeGPU(ctx, in)
 	if err != nil {
@@ -175,6 +223,9 @@ func (a *Activities) TrainModel(ctx context.Context, in Input) (Stage, error) {
 
 // GenerateEmbeddings projects every record to 8 dimensions (GPU class).
 func (a *Activities) GenerateEmbeddings(ctx context.Context, in Input) (Stage, error) {
+	if err := in.Validate(); err != nil {
+		return Stage{}, err
+	}
 	start := time.Now()
 	release, err := a.takeGPU(ctx, in)
 	if err != nil {
@@ -201,6 +252,9 @@ func (a *Activities) GenerateEmbeddings(ctx context.Context, in Input) (Stage, e
 
 // StoreResults writes a result file (CPU).
 func (a *Activities) StoreResults(ctx context.Context, in Input, stages []Stage) (Stage, error) {
+	if err := in.Validate(); err != nil {
+		return Stage{}, err
+	}
 	start := time.Now()
 	dir := in.OutDir
 	if dir == "" {

@@ -41,9 +41,13 @@ func Routes(reg *queues.Registry, a *Activities, gpuWait time.Duration) (*routin
 // WorkflowName is the pipeline workflow's registered name.
 const WorkflowName = "MLPipeline"
 
-// Workflow runs the five stages in order and returns where each ran.
+// Workflow runs the five stages in order and returns where each ran. Bad
+// input fails it at once, before any stage is scheduled (see Input.Validate).
 func Workflow(tb *routing.Table, a *Activities) func(workflow.Context, Input) ([]Stage, error) {
 	return func(ctx workflow.Context, in Input) ([]Stage, error) {
+		if err := in.Validate(); err != nil {
+			return nil, err
+		}
 		var stages []Stage
 		for _, act := range []any{a.ValidateData, a.ProcessLargeDataset, a.TrainModel, a.GenerateEmbeddings} {
 			var s Stage
