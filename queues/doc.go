@@ -9,5 +9,7 @@
 // Each [Class] has a [Preset]: the slot-supplier options a worker pool of that
 // class should start with (GPU: few concurrent activities, a GPU-memory cost
 // prior; CPU: high concurrency; high-memory: a memory cost prior).
-// [NewWorker] builds a worker for a queue with its class's preset.
+// [NewWorker] builds a worker for a queue with its class's preset; the
+// activity-only classes' presets (GPU, high-memory, video) disable its
+// workflow worker.
 package queues
