@@ -6,10 +6,7 @@
 // declared once in a [Registry]; looking up a name that was never declared is
 // an error that suggests the closest declared names.
 //
-// Each [Class] has a [Preset]: the slot-supplier options a worker pool of that
-// class should start with (GPU: few concurrent activities, a GPU-memory cost
-// prior; CPU: high concurrency; high-memory: a memory cost prior).
-// [NewWorker] builds a worker for a queue with its class's preset; the
-// activity-only classes' presets (GPU, high-memory, video) disable its
-// workflow worker.
+// Package queues depends on the Temporal SDK and the standard library only,
+// so workflow code can import it; the presets of each class and the worker
+// construction live in package pool.
 package queues

@@ -7,10 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/headroomhq/headroom/queues"
-	"github.com/headroomhq/headroom/tuner"
 )
 
 func TestValidateName(t *testing.T) {
@@ -74,32 +72,6 @@ func TestRegistry(t *testing.T) {
 
 	_, err = queues.NewRegistry(queues.Queue{Name: "", Class: queues.CPU})
 	assert.ErrorIs(t, err, queues.ErrInvalidName)
-}
-
-func TestPresets(t *testing.T) {
-	gpu := queues.PresetFor(queues.GPU)
-	assert.LessOrEqual(t, gpu.Activity.MaxSlots, 8, "GPU pools run few concurrent activities")
-	assert.NotZero(t, gpu.Activity.Cost.GPUMemoryBytes)
-	assert.NotZero(t, gpu.Activity.Resources&tuner.GPUMemory)
-	cpu := queues.PresetFor(queues.CPU)
-	assert.GreaterOrEqual(t, cpu.Activity.MaxSlots, 100, "CPU pools run many")
-	hm := queues.PresetFor(queues.HighMemory)
-	assert.NotZero(t, hm.Activity.Cost.MemoryBytes)
-	custom := queues.PresetFor(queues.Class("fpga"))
-	assert.Equal(t, "fpga", custom.Activity.Name)
-}
-
-func TestNewWorkerRejectsFixedLimits(t *testing.T) {
-	_, _, err := queues.NewWorker(nil, queues.Default(), queues.CPUStandard, nil, queues.PresetFor(queues.CPU),
-		worker.Options{MaxConcurrentActivityExecutionSize: 10})
-	require.ErrorIs(t, err, queues.ErrWorkerOptions)
-	assert.Contains(t, err.Error(), "MaxConcurrentActivityExecutionSize")
-
-	_, _, err = queues.NewWorker(nil, queues.Default(), queues.Queue{Name: "cpu-standart", Class: queues.CPU}, nil, queues.PresetFor(queues.CPU), worker.Options{})
-	assert.ErrorIs(t, err, queues.ErrUnknownQueue)
-
-	_, _, err = queues.NewWorker(nil, nil, queues.CPUStandard, nil, queues.PresetFor(queues.CPU), worker.Options{})
-	assert.ErrorIs(t, err, tuner.ErrInvalidOptions, "no controller")
 }
 
 func FuzzValidateName(f *testing.F) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/headroomhq/headroom/gpu"
 	"github.com/headroomhq/headroom/internal/testutil"
+	"github.com/headroomhq/headroom/pool"
 	"github.com/headroomhq/headroom/queues"
 	"github.com/headroomhq/headroom/routing"
 	"github.com/headroomhq/headroom/tuner"
@@ -91,9 +92,9 @@ func TestRoutingOnRealServer(t *testing.T) {
 	var workers []worker.Worker
 	var tuners []*tuner.Tuner
 	for _, p := range pools {
-		preset := queues.PresetFor(p.q.Class)
+		preset := pool.PresetFor(p.q.Class)
 		preset.Activity.Cost = tuner.Cost{GPUMemoryBytes: preset.Activity.Cost.GPUMemoryBytes, MemoryBytes: 1 << 20}
-		w, tu, err := queues.NewWorker(c, reg, p.q, ctrl, preset, worker.Options{})
+		w, tu, err := pool.NewWorker(c, reg, p.q, ctrl, preset, worker.Options{})
 		require.NoError(t, err, p.q.Name)
 		for _, a := range p.acts {
 			w.RegisterActivity(a)
@@ -111,7 +112,7 @@ func TestRoutingOnRealServer(t *testing.T) {
 	assert.Contains(t, err.Error(), "Embed on gpu-a100-pool")
 
 	// A typo'd queue fails at start-up with a suggestion.
-	_, _, err = queues.NewWorker(c, reg, queues.Queue{Name: "gpu-ml-inferense", Class: queues.GPU}, ctrl, queues.PresetFor(queues.GPU), worker.Options{})
+	_, _, err = pool.NewWorker(c, reg, queues.Queue{Name: "gpu-ml-inferense", Class: queues.GPU}, ctrl, pool.PresetFor(queues.GPU), worker.Options{})
 	require.ErrorIs(t, err, queues.ErrUnknownQueue)
 	assert.Contains(t, err.Error(), `did you mean "gpu-ml-inference"?`)
 

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/headroomhq/headroom/gpu"
+	"github.com/headroomhq/headroom/pool"
 	"github.com/headroomhq/headroom/queues"
 	"github.com/headroomhq/headroom/routing"
 	"github.com/headroomhq/headroom/tuner"
@@ -100,8 +101,8 @@ type Pool struct {
 // Pools of the pipeline, by name as used on the command line.
 var PoolNames = map[string]queues.Queue{"cpu": CPUQueue, "gpu": GPUQueue, "highmem": HighMemQueue}
 
-func (e *Env) preset(q queues.Queue, cfg Config) queues.Preset {
-	p := queues.PresetFor(q.Class)
+func (e *Env) preset(q queues.Queue, cfg Config) pool.Preset {
+	p := pool.PresetFor(q.Class)
 	switch q.Class {
 	case queues.GPU:
 		p.Activity.Cost = tuner.Cost{GPUMemoryBytes: cfg.GPUMemMB << 20, MemoryBytes: 64 << 20}
@@ -132,7 +133,7 @@ func (e *Env) StartPools(c client.Client, cfg Config, qs ...queues.Queue) ([]*Po
 	}
 	var pools []*Pool
 	for _, q := range qs {
-		w, t, err := queues.NewWorker(c, e.Registry, q, e.Controller, e.preset(q, cfg), worker.Options{})
+		w, t, err := pool.NewWorker(c, e.Registry, q, e.Controller, e.preset(q, cfg), worker.Options{})
 		if err != nil {
 			StopPools(pools)
 			return nil, fmt.Errorf("pool %s: %w", q.Name, err)

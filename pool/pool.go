@@ -1,4 +1,4 @@
-package queues
+package pool
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/headroomhq/headroom/queues"
 	"github.com/headroomhq/headroom/tuner"
 )
 
@@ -17,7 +18,7 @@ const gib = 1 << 30
 // priors to your models and datasets; they are what admission reserves for a
 // slot before its footprint shows in the readings.
 type Preset struct {
-	Class    Class
+	Class    queues.Class
 	Workflow tuner.SlotSupplierOptions
 	Activity tuner.SlotSupplierOptions
 	// Pollers for activity tasks: a few for GPU pools, more for CPU.
@@ -31,25 +32,25 @@ type Preset struct {
 
 // PresetFor returns the preset of a class; a user-defined class gets the CPU
 // preset under its own name.
-func PresetFor(c Class) Preset {
+func PresetFor(c queues.Class) Preset {
 	wf := tuner.DefaultWorkflowSlotSupplierOptions()
-	p := Preset{Class: c, Workflow: wf, Workflows: c != GPU && c != HighMemory && c != VideoEncoding}
+	p := Preset{Class: c, Workflow: wf, Workflows: c != queues.GPU && c != queues.HighMemory && c != queues.VideoEncoding}
 	switch c {
-	case GPU:
+	case queues.GPU:
 		p.Activity = tuner.SlotSupplierOptions{
 			Name: "gpu", MinSlots: 1, MaxSlots: 4, RampThrottle: 500 * time.Millisecond,
 			Resources: tuner.GPUMemory | tuner.Memory,
 			Cost:      tuner.Cost{GPUMemoryBytes: 6 * gib, MemoryBytes: 2 * gib},
 		}
 		p.ActivityPollers = 2
-	case HighMemory:
+	case queues.HighMemory:
 		p.Activity = tuner.SlotSupplierOptions{
 			Name: "high-memory", MinSlots: 1, MaxSlots: 16, RampThrottle: 200 * time.Millisecond,
 			Resources: tuner.Memory,
 			Cost:      tuner.Cost{MemoryBytes: 4 * gib},
 		}
 		p.ActivityPollers = 2
-	case VideoEncoding:
+	case queues.VideoEncoding:
 		p.Activity = tuner.SlotSupplierOptions{
 			Name: "video-encoding", MinSlots: 1, MaxSlots: 8, RampThrottle: 200 * time.Millisecond,
 			Resources: tuner.CPU | tuner.Memory,
@@ -64,7 +65,7 @@ func PresetFor(c Class) Preset {
 		}
 		p.ActivityPollers = 4
 	}
-	if c != CPU && c != GPU && c != HighMemory && c != VideoEncoding {
+	if c != queues.CPU && c != queues.GPU && c != queues.HighMemory && c != queues.VideoEncoding {
 		p.Activity.Name = string(c)
 	}
 	return p
@@ -75,7 +76,7 @@ func PresetFor(c Class) Preset {
 const DefaultWorkerStopTimeout = 10 * time.Second
 
 // ErrWorkerOptions reports worker.Options that cannot go with a tuner.
-var ErrWorkerOptions = errors.New("queues: invalid worker options")
+var ErrWorkerOptions = errors.New("pool: invalid worker options")
 
 // NewWorker builds a worker polling q whose slots come from the class
 // preset's suppliers on the shared controller. opts may set anything but the
@@ -87,12 +88,12 @@ var ErrWorkerOptions = errors.New("queues: invalid worker options")
 // DisableWorkflowWorker, so a workflow registered on such a pool is not
 // polled for. Close the returned Tuner after the worker stops; it leaves the
 // shared controller open.
-func NewWorker(c client.Client, reg *Registry, q Queue, ctrl *tuner.Controller, p Preset, opts worker.Options) (worker.Worker, *tuner.Tuner, error) {
+func NewWorker(c client.Client, reg *queues.Registry, q queues.Queue, ctrl *tuner.Controller, p Preset, opts worker.Options) (worker.Worker, *tuner.Tuner, error) {
 	if reg != nil {
 		if err := reg.Check(q); err != nil {
 			return nil, nil, err
 		}
-	} else if err := ValidateName(q.Name); err != nil {
+	} else if err := queues.ValidateName(q.Name); err != nil {
 		return nil, nil, err
 	}
 	for _, f := range []struct {

@@ -1,0 +1,9 @@
+// Package pool starts a worker pool of one resource class: a [Preset] per
+// [queues.Class] (the slot-supplier options such a pool starts with: GPU, few
+// concurrent activities and a GPU-memory cost prior; CPU, high concurrency;
+// high-memory, a memory cost prior) and [NewWorker], which builds a worker
+// for a declared queue with its preset's tuner on a shared controller.
+//
+// Worker binaries import pool; workflow code imports only queues and
+// routing, which depend on the Temporal SDK and the standard library alone.
+package pool
