@@ -3,16 +3,26 @@ package resources_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 
-	"github.com/headroomhq/headroom/internal/testutil"
+	"go.temporal.io/sdk/log"
+
 	"github.com/headroomhq/headroom/resources"
 )
 
-// A Monitor over a fake source, as tests and simulations use it. Leave Source
-// nil to read this process's cgroup (or the host when no limit applies).
+// reading is a Source that always reads the same usage, as tests and
+// simulations use one.
+type reading resources.Usage
+
+func (r reading) Read(context.Context) (resources.Usage, error) { return resources.Usage(r), nil }
+
+// A Monitor over a fixed source. Leave Source nil to read this process's
+// cgroup (or the host when no limit applies).
 func ExampleMonitor() {
-	src := testutil.NewSource(resources.Usage{CPU: 0.25, Memory: 0.5, MemoryBytes: 4 << 30, MemoryLimitBytes: 8 << 30})
-	m, err := resources.NewMonitor(resources.MonitorOptions{Source: src, Logger: testutil.NopLogger})
+	src := reading{CPU: 0.25, Memory: 0.5, MemoryBytes: 4 << 30, MemoryLimitBytes: 8 << 30}
+	quiet := log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m, err := resources.NewMonitor(resources.MonitorOptions{Source: src, Logger: quiet})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,28 +1,56 @@
 package tuner_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/headroomhq/headroom/internal/testutil"
 	"github.com/headroomhq/headroom/resources"
 	"github.com/headroomhq/headroom/tuner"
 )
 
-// The call site users write: a tuner in worker.Options. Here it reads a fake
-// source; leave Source nil to read this process's cgroup (or the host).
+// reading is a resources.Source that always reads the same usage; leave
+// ControllerOptions.Source nil to read this process's cgroup (or the host).
+type reading resources.Usage
+
+func (r reading) Read(context.Context) (resources.Usage, error) { return resources.Usage(r), nil }
+
+// quiet is a logger that writes nothing.
+var quiet = log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+// poll is what the SDK tells a supplier when a poller asks for a slot.
+type poll struct{ issued int }
+
+func (p poll) TaskQueue() string                     { return "cpu-standard" }
+func (p poll) TaskQueueKind() enumspb.TaskQueueKind  { return enumspb.TASK_QUEUE_KIND_NORMAL }
+func (p poll) WorkerBuildId() string                 { return "" }
+func (p poll) WorkerIdentity() string                { return "example" }
+func (p poll) NumIssuedSlots() int                   { return p.issued }
+func (p poll) NumUsedSlots() int                     { return 0 }
+func (p poll) Logger() log.Logger                    { return quiet }
+func (p poll) MetricsHandler() client.MetricsHandler { return client.MetricsNopHandler }
+
+// Admission against a memory target: 8 GiB of memory, 30 % of it in use,
+// a target of 80 %, so 4 GiB of room. A slot declared at 1 GiB is charged
+// twice that until the readings confirm what its tasks use, so two fit and
+// the third is refused for memory.
 func Example() {
 	t, err := tuner.New(tuner.Options{
 		Controller: tuner.ControllerOptions{
-			TargetCPU: 0.9, TargetMemory: 0.8,
-			Source: testutil.NewSource(resources.Usage{CPU: 0.2, Memory: 0.3, MemoryLimitBytes: 8 << 30, CPUCores: 4}),
-			Logger: testutil.NopLogger,
+			TargetMemory: 0.8,
+			Source:       reading{Memory: 0.3, MemoryBytes: 2457 << 20, MemoryLimitBytes: 8 << 30, CPUCores: 4},
+			Logger:       quiet,
 		},
 		Activity: tuner.SlotSupplierOptions{
-			Name: "activity", MinSlots: 1, MaxSlots: 50, RampThrottle: 10 * time.Millisecond,
-			Cost: tuner.Cost{MemoryBytes: 512 << 20, CPUCores: 0.5},
+			Name: "activity", MaxSlots: 50, Resources: tuner.Memory,
+			Cost: tuner.Cost{MemoryBytes: 1 << 30},
 		},
 	})
 	if err != nil {
@@ -30,17 +58,30 @@ func Example() {
 		return
 	}
 	defer t.Close()
+	if err := t.Controller().WaitReady(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// In a worker: worker.New(c, "cpu-standard", worker.Options{Tuner: t}).
 	opts := worker.Options{Tuner: t, WorkerStopTimeout: 10 * time.Second}
-	fmt.Println("activity slots at most:", opts.Tuner.GetActivityTaskSlotSupplier().MaxSlots())
-	fmt.Println("workflow slots at most:", opts.Tuner.GetWorkflowTaskSlotSupplier().MaxSlots())
+	sup := opts.Tuner.GetActivityTaskSlotSupplier()
+	var held []*worker.SlotPermit
+	for i := 0; i < 3; i++ {
+		if p := sup.TryReserveSlot(poll{issued: len(held)}); p != nil {
+			held = append(held, p)
+		}
+	}
+	a, _ := t.Stats()
+	fmt.Println("admitted:", len(held))
+	fmt.Println("refused for memory:", a.Refused[tuner.ReasonMemory])
 	// Output:
-	// activity slots at most: 50
-	// workflow slots at most: 1000
+	// admitted: 2
+	// refused for memory: 1
 }
 
 // Bad options name the field.
 func ExampleNewSlotSupplier_invalid() {
-	c, err := tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.8, Source: testutil.NewSource(resources.Usage{}), Logger: testutil.NopLogger})
+	c, err := tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.8, Source: reading{}, Logger: quiet})
 	if err != nil {
 		fmt.Println(err)
 		return
