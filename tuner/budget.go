@@ -20,8 +20,8 @@ const maxDevices = 64
 // right; the larger is taken so that neither a reading low by chance or a
 // footprint shown early (first term small) nor other usage growing (second
 // term small) lets a slot in that does not fit. margin is how far the
-// readings wander from the learned model (twice the fit's residual standard
-// deviation): reading noise, and footprints that differ from task to task.
+// readings wander from the learned model (marginSigmas × the fit's residual
+// standard deviation): reading noise, and footprints that differ from task to task.
 type line struct {
 	limit  float64 // target × capacity; +Inf: capacity unknown
 	read   float64 // the latest reading

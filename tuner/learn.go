@@ -29,14 +29,21 @@ const (
 	// baseSmooth is the time constant the usage of everything else is
 	// smoothed over.
 	baseSmooth = time.Second
-	// marginSigmas is how many residual standard deviations of the fit the
-	// budget keeps free (line.margin): at one, GPU loads of sizes ±50 %
-	// peaked above target + 0.05 (TestHalfPriorOfARampNoOvershoot). It
-	// costs throughput where usage a class does not govern widens the
-	// residual: TestShortTasksBesideUngovernedCPU's short tasks run 1.2
-	// slots on average, were 2.4; see docs/design.md.
-	marginSigmas = 2
 )
+
+// marginSigmas is, per resource, how many residual standard deviations of
+// the fit the budget keeps free (line.margin). Memory and GPU memory: two.
+// Footprints there grow after admission and differ from task to task, and
+// going over means an OOM kill; at one, GPU loads of sizes ±50 % peaked
+// above target + 0.05 (TestHalfPriorOfARampNoOvershoot). CPU: one. CPU
+// shows at once, so the next reading holds what every running slot really
+// uses; its residual is mostly usage no class governs (an in-process server,
+// a memory class's cores), which a wider margin cannot tell from a slot's
+// spread; and going over means throttling. At two, the example's CPU pool
+// stalled behind the other pools' CPU (its end-to-end test 60 s → 160 s
+// under -race, past 8 minutes in CI) and TestShortTasksBesideUngovernedCPU
+// ran half its tasks.
+var marginSigmas = [numRes]float64{resCPU: 1, resMem: 2, resGPU: 2}
 
 // scale is the unit learning works in: cores, GiB.
 var scale = [numRes]float64{1, 1 << 30, 1 << 30}

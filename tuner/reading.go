@@ -173,12 +173,12 @@ func (c *Controller) publish(est []estimate, base [numRes][]float64, sigma [numR
 		k.price()
 	}
 	if len(base[resCPU]) > 0 {
-		c.b.cpu.base, c.b.cpu.margin = base[resCPU][0], marginSigmas*sigma[resCPU]
-		c.b.mem.base, c.b.mem.margin = base[resMem][0], marginSigmas*sigma[resMem]
+		c.b.cpu.base, c.b.cpu.margin = base[resCPU][0], marginSigmas[resCPU]*sigma[resCPU]
+		c.b.mem.base, c.b.mem.margin = base[resMem][0], marginSigmas[resMem]*sigma[resMem]
 	}
 	for i, v := range base[resGPU] {
 		if i < c.b.ndev {
-			c.b.gpu[i].base, c.b.gpu[i].margin = v, marginSigmas*sigma[resGPU]
+			c.b.gpu[i].base, c.b.gpu[i].margin = v, marginSigmas[resGPU]*sigma[resGPU]
 		}
 	}
 }
