@@ -37,15 +37,16 @@ func (p poll) NumUsedSlots() int                     { return 0 }
 func (p poll) Logger() log.Logger                    { return quiet }
 func (p poll) MetricsHandler() client.MetricsHandler { return client.MetricsNopHandler }
 
-// Admission against a memory target: 8 GiB of memory, 30 % of it in use,
-// a target of 80 %, so 4 GiB of room. A slot declared at 1 GiB is charged
-// twice that until the readings confirm what its tasks use, so two fit and
-// the third is refused for memory.
+// Admission against a memory target: 8 GiB of memory, 25 % of it in use,
+// a target of 80 %, so 4.4 GiB of room. A slot declared at 1 GiB is charged
+// twice that until the readings confirm what its tasks use, so two fit (the
+// rest of the room covers the margin the readings' noise earns) and the
+// third is refused for memory.
 func Example() {
 	t, err := tuner.New(tuner.Options{
 		Controller: tuner.ControllerOptions{
 			TargetMemory: 0.8,
-			Source:       reading{Memory: 0.3, MemoryBytes: 2457 << 20, MemoryLimitBytes: 8 << 30, CPUCores: 4},
+			Source:       reading{Memory: 0.25, MemoryBytes: 2 << 30, MemoryLimitBytes: 8 << 30, CPUCores: 4},
 			Logger:       quiet,
 		},
 		Activity: tuner.SlotSupplierOptions{
@@ -66,7 +67,7 @@ func Example() {
 	opts := worker.Options{Tuner: t, WorkerStopTimeout: 10 * time.Second}
 	sup := opts.Tuner.GetActivityTaskSlotSupplier()
 	var held []*worker.SlotPermit
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		if p := sup.TryReserveSlot(poll{issued: len(held)}); p != nil {
 			held = append(held, p)
 		}
