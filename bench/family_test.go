@@ -469,15 +469,6 @@ func slicesOf(w workload) []string {
 	return out
 }
 
-func honest(w workload) bool {
-	for _, c := range w.classes {
-		if c.prior != "exact" && c.prior != "double" {
-			return false
-		}
-	}
-	return true
-}
-
 // table prints the family's distributions.
 func table(rows []row) string {
 	type acc struct {

@@ -19,13 +19,12 @@ import (
 const gib = 1 << 30
 
 type scenario struct {
-	name     string
-	build    func() sim.Scenario
-	cost     tuner.Cost
-	floor    tuner.Cost // CostFloor; zero: the prior
-	settle   time.Duration
-	gpu      bool
-	feasible float64 // best mean a policy that never overshoots can reach (for the README)
+	name   string
+	build  func() sim.Scenario
+	cost   tuner.Cost
+	floor  tuner.Cost // CostFloor; zero: the prior
+	settle time.Duration
+	gpu    bool
 }
 
 func memTask(mem float64, ramp, hold time.Duration) func(int) sim.Task {

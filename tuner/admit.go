@@ -29,11 +29,6 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
-// shared reports whether the reason is a shared resource running out (as
-// opposed to the class's own limits): a waiter refused for it holds back
-// later waiters that need the same resource (see waiters).
-func (r Reason) shared() bool { return r.resource() != 0 }
-
 // resource is the shared resource a refusal is for (0: the class's own limits).
 func (r Reason) resource() Resource {
 	switch r {
