@@ -3,7 +3,6 @@ package resources_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 
 	"go.temporal.io/sdk/log"
@@ -21,7 +20,7 @@ func (r reading) Read(context.Context) (resources.Usage, error) { return resourc
 // cgroup (or the host when no limit applies).
 func ExampleMonitor() {
 	src := reading{CPU: 0.25, Memory: 0.5, MemoryBytes: 4 << 30, MemoryLimitBytes: 8 << 30}
-	quiet := log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	quiet := log.NewStructuredLogger(slog.New(slog.DiscardHandler))
 	m, err := resources.NewMonitor(resources.MonitorOptions{Source: src, Logger: quiet})
 	if err != nil {
 		fmt.Println(err)

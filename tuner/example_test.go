@@ -3,7 +3,6 @@ package tuner_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -23,7 +22,7 @@ type reading resources.Usage
 func (r reading) Read(context.Context) (resources.Usage, error) { return resources.Usage(r), nil }
 
 // quiet is a logger that writes nothing.
-var quiet = log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+var quiet = log.NewStructuredLogger(slog.New(slog.DiscardHandler))
 
 // poll is what the SDK tells a supplier when a poller asks for a slot.
 type poll struct{ issued int }
