@@ -49,6 +49,14 @@ func (l *learner) everythingElse(s *sample, r res) {
 // the peak among them, and whether growth was seen to stop.
 func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float64, seen int, life int64) {
 	e := &l.est[k]
+	for b := range nLinger {
+		j := off + nBins + b
+		h, se := g.beta[j], math.Sqrt(sigma2*g.varDiag[j])
+		e.linger[r][b] = 0
+		if g.weight(j) >= minWeight && se <= max(relTol*math.Abs(h), tol) {
+			e.linger[r][b] = max(h, 0)
+		}
+	}
 	var p profile
 	peak, peakSE, have := 0.0, 0.0, false
 	for b := 0; b < nBins; b++ {
@@ -119,6 +127,9 @@ func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float
 	}
 	e.prof[r] = p
 	e.settle[r] = ageEdges[min(grown, len(ageEdges)-1)]
+	if dm, dse, ok := l.drops[k][r].mean(); ok && p.grown {
+		e.learned[r] = max(e.learned[r], (dm+dse)*scale[r])
+	}
 	e.lower[r] = l.lower[k][r]
 }
 

@@ -96,6 +96,7 @@ type slotSample struct {
 
 type releaseSample struct {
 	cls, dev int
+	usedAt   int64
 	at       int64
 }
 
@@ -107,6 +108,9 @@ type estimate struct {
 	lower     vec
 	prof      [numRes]profile
 	settle    [numRes]time.Duration // age by which the footprint has grown
+	// linger is what a released slot still shows by time since release,
+	// where the fit identifies it (0 elsewhere), in learning units.
+	linger [numRes][nLinger]float64
 }
 
 // learner fits, per resource, each class's footprint by slot age (one
@@ -126,6 +130,9 @@ type learner struct {
 	seenBase [numRes]bool
 	lower    [][numRes]float64
 	med      [][numRes]median3
+	drops    [][numRes]drops
+	prevAt   [numRes][]int64 // per line, the time of the previous row (0: none)
+	prevY    [numRes][]float64
 	x        []float64
 	nz       []int
 	n        []int // used slots per class on the line being fitted
@@ -150,6 +157,7 @@ func (l *learner) reset(s *sample) {
 		g := newRegression(lines + l.nclass*classCols)
 		l.reg[r] = g
 		l.base0[r] = make([]float64, lines)
+		l.prevAt[r], l.prevY[r] = make([]int64, lines), make([]float64, lines)
 		l.base[r] = make([]float64, lines)
 		x := make([]float64, g.p)
 		for i := range l.base0[r] {
@@ -167,6 +175,7 @@ func (l *learner) reset(s *sample) {
 	}
 	l.lower = make([][numRes]float64, l.nclass)
 	l.med = make([][numRes]median3, l.nclass)
+	l.drops = make([][numRes]drops, l.nclass)
 	l.n = make([]int, l.nclass)
 	l.aged = make([]int64, l.nclass)
 	l.est = make([]estimate, l.nclass)
@@ -202,6 +211,10 @@ func (l *learner) fit(s *sample, r res) {
 		for k := range l.lower {
 			l.lower[k][r] *= f
 		}
+		fd := math.Exp(-dt / float64(forget))
+		for k := range l.drops {
+			l.drops[k][r].decay(fd)
+		}
 	}
 	l.lastAt[r] = s.at[r]
 	if len(l.x) < g.p {
@@ -212,6 +225,7 @@ func (l *learner) fit(s *sample, r res) {
 	for line := 0; line < lines; line++ {
 		read, cp := s.readOf(r, line)
 		if math.IsNaN(read) {
+			l.prevAt[r][line] = 0
 			continue
 		}
 		capacity = max(capacity, cp)
@@ -248,7 +262,9 @@ func (l *learner) fit(s *sample, r res) {
 			}
 			x[j]++
 		}
-		g.add(x, l.nz, (read-l.base0[r][line])/scale[r])
+		y := (read - l.base0[r][line]) / scale[r]
+		g.add(x, l.nz, y)
+		l.drop(s, r, line, y)
 		l.bound(s, r, read-l.base[r][line], cp)
 	}
 	tol := absTol * capacity / scale[r]

@@ -150,6 +150,45 @@ func TestHalfPriorOfARampNoOvershoot(t *testing.T) {
 	assert.LessOrEqual(t, peaks[len(peaks)/2], 0.90, "median peak of %v", peaks)
 }
 
+// Loads that differ ±50 % in size are charged at least their mean. Fitted
+// on slot counts alone, the spread is learned low (admission takes more
+// slots where the tasks happen to be small: 4.3–5.1 GiB for loads of a
+// 5.4 GiB mean); the readings' drops when settled slots are released
+// (drops.go) are not biased that way, and the charge is never below them.
+func TestSpreadOfSizesIsChargedItsMean(t *testing.T) {
+	var costs []float64
+	for order := range 5 {
+		synctest.Test(t, func(t *testing.T) {
+			var devs []sim.Device
+			for d := range 4 {
+				devs = append(devs, sim.Device{UUID: fmt.Sprintf("GPU-%d", d), Total: 80 * GiB, Base: 80 * GiB / 50})
+			}
+			h := &sim.Host{BaseMem: 0.2, MemLimit: 64 * GiB, Devices: devs}
+			c := newController(t, h, tuner.ControllerOptions{TargetMemory: 0.8, TargetGPUMemory: 0.85, SampleInterval: 250 * time.Millisecond})
+			defer c.Close()
+			sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "spread", MinSlots: 1, MaxSlots: 1000,
+				RampThrottle: 50 * time.Millisecond, Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 54 * GiB / 10}})
+			require.NoError(t, err)
+			var cost float64
+			res := sim.Run(sup, sim.Scenario{Host: h, Tasks: 1 << 20, Pollers: 12, Duration: 150 * time.Second, Resource: "gpu", Target: 0.85,
+				Task: func(i int) sim.Task {
+					if i%40 == 0 { // what it is charged while it runs, not once it drains
+						cost = float64(sup.Stats().Cost.GPUMemoryBytes) / GiB
+					}
+					f := 0.5 + float64((i*7919+order*31)%101)/100
+					return sim.Task{GPU: uint64(f * 5.4 * GiB), Ramp: 4 * time.Second, Hold: 8 * time.Second}
+				},
+				Device: func(p *worker.SlotPermit) string { d, _ := sup.DeviceOf(p); return d },
+			})
+			t.Logf("order %d: peak %.3f done %d charged %.2f GiB", order, res.Peak, res.Completed, cost)
+			costs = append(costs, cost)
+		})
+	}
+	slices.Sort(costs)
+	assert.GreaterOrEqual(t, costs[len(costs)/2], 5.4*0.95, "median charge of %v (GiB)", costs)
+	assert.LessOrEqual(t, costs[len(costs)/2], 5.4*1.15, "median charge of %v (GiB)", costs)
+}
+
 // A cost declared at twice the truth is learned down: within 15 % of the
 // truth, and the supplier then runs about as many tasks as fit.
 func TestDoublePriorIsLearnedDown(t *testing.T) {

@@ -243,7 +243,7 @@ func (c *Controller) release(sl *slot, now int64) {
 	if sl.usedAt >= 0 {
 		c.unuse(sl)
 		c.lastChange = now
-		c.released = append(c.released, releaseSample{cls: k.id, dev: sl.device, at: now})
+		c.released = append(c.released, releaseSample{cls: k.id, dev: sl.device, usedAt: sl.usedAt, at: now})
 		if len(c.released) >= maxReleased {
 			c.trimReleased(now) // readings stalled or releases very fast: stay bounded
 		}
