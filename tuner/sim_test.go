@@ -125,12 +125,7 @@ func TestHalfPriorOfARampNoOvershoot(t *testing.T) {
 	var peaks []float64
 	for order := range 5 {
 		synctest.Test(t, func(t *testing.T) {
-			var devs []sim.Device
-			for d := range 5 {
-				devs = append(devs, sim.Device{UUID: fmt.Sprintf("GPU-%d", d), Total: 80 * GiB, Base: 80 * GiB / 50})
-			}
-			h := &sim.Host{BaseMem: 0.2, MemLimit: 64 * GiB, Devices: devs}
-			c := newController(t, h, tuner.ControllerOptions{TargetMemory: 0.8, TargetGPUMemory: 0.85, SampleInterval: 250 * time.Millisecond})
+			h, c := gpuHost(t, 5)
 			defer c.Close()
 			sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "ramp", MinSlots: 1, MaxSlots: 1000,
 				RampThrottle: 50 * time.Millisecond, Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 27 * GiB / 10}})
@@ -159,12 +154,7 @@ func TestSpreadOfSizesIsChargedItsMean(t *testing.T) {
 	var costs []float64
 	for order := range 5 {
 		synctest.Test(t, func(t *testing.T) {
-			var devs []sim.Device
-			for d := range 4 {
-				devs = append(devs, sim.Device{UUID: fmt.Sprintf("GPU-%d", d), Total: 80 * GiB, Base: 80 * GiB / 50})
-			}
-			h := &sim.Host{BaseMem: 0.2, MemLimit: 64 * GiB, Devices: devs}
-			c := newController(t, h, tuner.ControllerOptions{TargetMemory: 0.8, TargetGPUMemory: 0.85, SampleInterval: 250 * time.Millisecond})
+			h, c := gpuHost(t, 4)
 			defer c.Close()
 			sup, err := tuner.NewSlotSupplier(c, tuner.SlotSupplierOptions{Name: "spread", MinSlots: 1, MaxSlots: 1000,
 				RampThrottle: 50 * time.Millisecond, Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 54 * GiB / 10}})
@@ -313,4 +303,15 @@ func TestShortTasksBesideUngovernedCPU(t *testing.T) {
 		// a known limit (docs/design.md); the bar is more than one slot.
 		assert.Greater(t, res.PerLoad[1], 1000)
 	})
+}
+
+// gpuHost is a host with n devices of 80 GiB (2 % used by others) and a
+// controller for it: GPU memory target 0.85, read every 250 ms.
+func gpuHost(t *testing.T, n int) (*sim.Host, *tuner.Controller) {
+	var devs []sim.Device
+	for d := range n {
+		devs = append(devs, sim.Device{UUID: fmt.Sprintf("GPU-%d", d), Total: 80 * GiB, Base: 80 * GiB / 50})
+	}
+	h := &sim.Host{BaseMem: 0.2, MemLimit: 64 * GiB, Devices: devs}
+	return h, newController(t, h, tuner.ControllerOptions{TargetMemory: 0.8, TargetGPUMemory: 0.85, SampleInterval: 250 * time.Millisecond})
 }
