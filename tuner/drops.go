@@ -53,19 +53,17 @@ func (l *learner) drop(s *sample, r res, line int, y float64) {
 	if t0 == 0 || t1-t0 > int64(maxDropGap) {
 		return
 	}
-	on := func(cls, dev int) bool { return s.need[cls].has(r) && (r != resGPU || dev == line) }
 	// The released slots, their class and the modelled change of the rest.
 	cls, m, change := -1, 0, 0.0
 	for _, rl := range s.released {
-		if !on(rl.cls, rl.dev) || rl.at > t1 {
+		if !s.onLine(r, line, rl.cls, rl.dev) || rl.at > t1 {
 			continue
 		}
-		p := &l.est[rl.cls].prof[r]
 		// A change at a reading's own time came after it: a row is read
 		// only if every change before it is older (copySample).
 		if rl.at >= t0 && rl.usedAt < t0 {
 			// Released in between: what it showed at t0 is what is measured.
-			if cls >= 0 && cls != rl.cls || !p.grown || t0-rl.usedAt < int64(l.est[rl.cls].settle[r]) {
+			if cls >= 0 && cls != rl.cls || !l.est[rl.cls].prof[r].grown || t0-rl.usedAt < int64(l.est[rl.cls].settle[r]) {
 				return
 			}
 			cls = rl.cls
@@ -82,7 +80,7 @@ func (l *learner) drop(s *sample, r res, line int, y float64) {
 		return
 	}
 	for _, sl := range s.slots {
-		if !on(sl.cls, sl.dev) || sl.usedAt >= t1 {
+		if !s.onLine(r, line, sl.cls, sl.dev) || sl.usedAt >= t1 {
 			continue
 		}
 		p := &l.est[sl.cls].prof[r]

@@ -27,14 +27,14 @@ func (l *learner) everythingElse(s *sample, r res) {
 		}
 		shown := 0.0
 		for _, sl := range s.slots {
-			if !s.need[sl.cls].has(r) || (r == resGPU && sl.dev != line) || sl.usedAt >= s.at[r] {
+			if !s.onLine(r, line, sl.cls, sl.dev) || sl.usedAt >= s.at[r] {
 				continue
 			}
 			shown += l.est[sl.cls].prof[r].at(s.at[r] - sl.usedAt)
 		}
 		g := l.reg[r]
 		for _, rl := range s.released {
-			if !s.need[rl.cls].has(r) || (r == resGPU && rl.dev != line) || rl.at > s.at[r] {
+			if !s.onLine(r, line, rl.cls, rl.dev) || rl.at > s.at[r] {
 				continue
 			}
 			if b := lingerBin(s.at[r] - rl.at); b >= 0 {
@@ -50,22 +50,15 @@ func (l *learner) everythingElse(s *sample, r res) {
 func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float64, seen int, life int64) {
 	e := &l.est[k]
 	for b := range nLinger {
-		j := off + nBins + b
-		h, se := g.beta[j], math.Sqrt(sigma2*g.varDiag[j])
 		e.linger[r][b] = 0
-		if g.weight(j) >= minWeight && se <= max(relTol*math.Abs(h), tol) {
+		if h, _, ok := identified(g, off+nBins+b, sigma2, tol); ok {
 			e.linger[r][b] = max(h, 0)
 		}
 	}
 	var p profile
 	peak, peakSE, have := 0.0, 0.0, false
 	for b := 0; b < nBins; b++ {
-		j := off + b
-		if g.weight(j) < minWeight {
-			continue
-		}
-		h, se := g.beta[j], math.Sqrt(sigma2*g.varDiag[j])
-		if se <= max(relTol*math.Abs(h), tol) {
+		if h, se, ok := identified(g, off+b, sigma2, tol); ok {
 			p.known[b], p.shown[b] = true, h*scale[r]
 			if !have || h*scale[r] > peak {
 				peakSE = se * scale[r]
@@ -131,6 +124,17 @@ func (l *learner) derive(k int, r res, g *regression, off int, sigma2, tol float
 		e.learned[r] = max(e.learned[r], (dm+dse)*scale[r])
 	}
 	e.lower[r] = l.lower[k][r]
+}
+
+// identified returns unknown j of fit g, its standard error, and whether it
+// is known: seen in enough data, and its standard error at most relTol of
+// its value or tol.
+func identified(g *regression, j int, sigma2, tol float64) (h, se float64, ok bool) {
+	if g.weight(j) < minWeight {
+		return 0, 0, false
+	}
+	h, se = g.beta[j], math.Sqrt(sigma2*g.varDiag[j])
+	return h, se, se <= max(relTol*math.Abs(h), tol)
 }
 
 // bound updates each class's lower bound on its peak from one line's usage

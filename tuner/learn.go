@@ -206,14 +206,14 @@ func (l *learner) fit(s *sample, r res) {
 	lines := len(l.base0[r])
 	if l.lastAt[r] != 0 {
 		dt := float64(s.at[r] - l.lastAt[r])
-		g.decay(math.Exp(-dt / float64(forget)))
+		fd := math.Exp(-dt / float64(forget))
+		g.decay(fd)
+		for k := range l.drops {
+			l.drops[k][r].decay(fd)
+		}
 		f := math.Exp(-dt / float64(lowerForget))
 		for k := range l.lower {
 			l.lower[k][r] *= f
-		}
-		fd := math.Exp(-dt / float64(forget))
-		for k := range l.drops {
-			l.drops[k][r].decay(fd)
 		}
 	}
 	l.lastAt[r] = s.at[r]
@@ -237,7 +237,7 @@ func (l *learner) fit(s *sample, r res) {
 		x[line] = 1
 		clear(l.n)
 		for _, sl := range s.slots {
-			if !s.need[sl.cls].has(r) || (r == resGPU && sl.dev != line) || sl.usedAt >= s.at[r] {
+			if !s.onLine(r, line, sl.cls, sl.dev) || sl.usedAt >= s.at[r] {
 				continue
 			}
 			l.n[sl.cls]++
@@ -249,7 +249,7 @@ func (l *learner) fit(s *sample, r res) {
 			x[j]++
 		}
 		for _, rl := range s.released {
-			if !s.need[rl.cls].has(r) || (r == resGPU && rl.dev != line) || rl.at > s.at[r] {
+			if !s.onLine(r, line, rl.cls, rl.dev) || rl.at > s.at[r] {
 				continue
 			}
 			b := lingerBin(s.at[r] - rl.at)
@@ -280,6 +280,13 @@ func (l *learner) fit(s *sample, r res) {
 		l.derive(k, r, g, lines+k*classCols, sigma2, tol, s.seen[k], s.life[k])
 	}
 	l.everythingElse(s, r)
+}
+
+// onLine reports whether a slot of class cls on device dev counts on line
+// of resource r: its class consumes r and, for GPU memory, the line is its
+// device.
+func (s *sample) onLine(r res, line, cls, dev int) bool {
+	return s.need[cls].has(r) && (r != resGPU || dev == line)
 }
 
 // readOf returns line's reading and capacity of resource r (NaN: none).
