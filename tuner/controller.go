@@ -36,27 +36,28 @@ type Controller struct {
 	learner  learner // sampling goroutine only
 	buf      sample  // sampling goroutine only
 
-	mu         sync.Mutex
-	classes    []*class
-	classEpoch uint64 // bumps when classes change
-	usedSlots  []*slot
-	released   []releaseSample // used slots released in the last lingerMax
-	unused     int             // reserved slots not yet used, all classes
-	b          budget
-	devUUIDs   []string
-	waiters    list.List // of *waiter, in arrival order
-	usageOK    bool
-	gpuOK      bool
-	closed     bool
-	failing    bool
-	sensorErr  uint64 // transitions into unusable readings
-	lastChange int64  // when a slot was last used or released (controller clock)
-	seq        uint64 // the snapshot the budget's readings are from
-	lastUsage  time.Time
-	lastGPU    time.Time
+	mu          sync.Mutex
+	classes     []*class
+	classEpoch  uint64 // bumps when classes change
+	usedSlots   []*slot
+	released    []releaseSample // used slots released in the last lingerMax
+	unused      int             // reserved slots not yet used, all classes
+	b           budget
+	devUUIDs    []string
+	waiters     list.List // of *waiter, in arrival order
+	usageOK     bool
+	gpuOK       bool
+	closed      bool
+	failing     bool
+	sensorErr   uint64 // transitions into unusable readings
+	lastRelease int64  // when a used slot was last released (controller clock)
+	seq         uint64 // the snapshot the budget's readings are from
+	lastUsage   time.Time
+	lastGPU     time.Time
 
 	metrics *metrics
 	sysinfo *resources.SysInfoProvider
+	ready   chan struct{} // closed once a usable reading is in the budget and the learner
 	done    chan struct{}
 	stop    chan struct{}
 	once    sync.Once
@@ -74,8 +75,8 @@ func NewController(opts ControllerOptions) (*Controller, error) {
 	}
 	c := &Controller{
 		target: vec{opts.TargetCPU, opts.TargetMemory, opts.TargetGPUMemory},
-		logger: opts.Logger, done: make(chan struct{}), stop: make(chan struct{}),
-		lastChange: math.MinInt64,
+		logger: opts.Logger, ready: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{}),
+		lastRelease: math.MinInt64,
 	}
 	c.epoch = time.Now()
 	g := opts.GPU
@@ -123,9 +124,24 @@ func (c *Controller) Snapshot() *resources.Snapshot { return c.monitor.Snapshot(
 
 func (c *Controller) sysInfo() worker.SysInfoProvider { return c.sysinfo }
 
-// WaitReady waits for the first readings of every governed resource.
+// WaitReady waits until the controller has taken its first usable readings
+// of every governed resource into its budget and its learner. Slots used
+// before then may start at the very time of the first reading, which then
+// cannot say whether it holds them; it is the only reading of the host
+// without them, and while as many slots stay in use no later one can take
+// its place (TestOneSlotInUseFromTheStartIsLearned).
 func (c *Controller) WaitReady(ctx context.Context) error {
-	return c.monitor.WaitReady(ctx)
+	if err := c.monitor.WaitReady(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-c.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("tuner: readings not usable yet: %w", ctx.Err())
+	case <-c.done:
+		return errors.New("tuner: controller closed")
+	}
 }
 
 // Close stops sampling and unregisters metrics; it shuts NVML down only if
@@ -152,9 +168,14 @@ func (c *Controller) run() {
 	stale := time.NewTimer(time.Hour)
 	stale.Stop()
 	defer stale.Stop()
+	ready := false
 	for {
 		s := c.monitor.Snapshot()
 		wait := c.onReading(s)
+		if wait > 0 && !ready {
+			ready = true
+			close(c.ready)
+		}
 		var tc <-chan time.Time
 		if wait > 0 {
 			stale.Reset(wait)

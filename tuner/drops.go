@@ -19,9 +19,11 @@ import (
 // consecutive readings of a line between which only slots of one class were
 // released, all past the age their footprint grows by, less what the model
 // says everything else on the line changed by (slots that aged, started or
-// linger). It is a lower bound on the class's peak (a slot that frees memory
-// before it is released drops less): the learned cost is never below the
-// mean drop plus its standard error.
+// linger; a slot started in between at an age not identified yet counts as
+// showing nothing). It is a lower bound on the class's peak (a slot that
+// frees memory before it is released drops less, a slot that shows at once
+// makes a drop read low): the learned cost is never below the mean drop plus
+// its standard error.
 
 // maxDropGap is the longest time between two readings that a drop is read
 // across: everything else on the line has to stay put in between.
@@ -59,8 +61,8 @@ func (l *learner) drop(s *sample, r res, line int, y float64) {
 		if !s.onLine(r, line, rl.cls, rl.dev) || rl.at > t1 {
 			continue
 		}
-		// A change at a reading's own time came after it: a row is read
-		// only if every change before it is older (copySample).
+		// A release at a reading's own time came after it: a row is read
+		// only if every release before it is older (copySample).
 		if rl.at >= t0 && rl.usedAt < t0 {
 			// Released in between: what it showed at t0 is what is measured.
 			if cls >= 0 && cls != rl.cls || !l.est[rl.cls].prof[r].grown || t0-rl.usedAt < int64(l.est[rl.cls].settle[r]) {
@@ -84,6 +86,14 @@ func (l *learner) drop(s *sample, r res, line int, y float64) {
 			continue
 		}
 		p := &l.est[sl.cls].prof[r]
+		if sl.usedAt >= t0 && !l.told(sl.cls, r, t1-sl.usedAt) {
+			// Started in between, at an age not identified yet: it showed
+			// nothing at t0 and no less than nothing at t1, so leaving it
+			// out reads the drop low, the side a lower bound may err on.
+			// A pollers' backlog starts a slot in most releases' place at
+			// once; skipping those events left a class with no drops.
+			continue
+		}
 		if !l.told(sl.cls, r, t1-sl.usedAt) || sl.usedAt < t0 && !l.told(sl.cls, r, t0-sl.usedAt) {
 			return // the model cannot say what this slot changed by
 		}

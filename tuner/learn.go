@@ -229,7 +229,8 @@ func (l *learner) fit(s *sample, r res) {
 			continue
 		}
 		capacity = max(capacity, cp)
-		if math.IsNaN(l.base0[r][line]) {
+		first := math.IsNaN(l.base0[r][line])
+		if first {
 			l.base0[r][line] = read
 		}
 		clear(x)
@@ -264,6 +265,14 @@ func (l *learner) fit(s *sample, r res) {
 		}
 		y := (read - l.base0[r][line]) / scale[r]
 		g.add(x, l.nz, y)
+		if first && len(l.nz) == 1 {
+			// The host before any slot, as much evidence as a reset keeps
+			// of it: whether the first reading came before or after the
+			// classes were added does not change what it tells.
+			for range keepBase - 1 {
+				g.add(x, l.nz, y)
+			}
+		}
 		l.drop(s, r, line, y)
 		l.bound(s, r, read-l.base[r][line], cp)
 	}

@@ -97,14 +97,20 @@ func (c *Controller) devIndex(uuid string) int {
 
 // copySample copies what the learner needs from reading s and reports
 // whether there is anything to learn: a new usable reading taken after the
-// last change to the used slots (a slot used or released after the reading
-// may or may not be in it). Called with c.mu held.
+// last release (a slot released after the reading was in it, and is no
+// longer among the used slots), and with no slot used at the very time it
+// was stamped. A slot used after the reading's time is not in it and is
+// left out of its row by its use time, so later uses do not discard it:
+// the reading taken as the first slots start is the only one that shows the
+// host without them, and while as many slots stay in use no later one can
+// take its place (TestOneSlotInUseFromTheStartIsLearned). Called with c.mu
+// held.
 func (c *Controller) copySample(s *resources.Snapshot) bool {
 	m := &c.buf
 	m.epoch = c.classEpoch
 	m.new = [numRes]bool{}
-	newUsage := c.usageOK && !s.UsageAt.IsZero() && !s.UsageAt.Equal(c.lastUsage) && c.at(s.UsageAt) > c.lastChange
-	newGPU := c.gpuOK && !s.GPUAt.IsZero() && !s.GPUAt.Equal(c.lastGPU) && c.at(s.GPUAt) > c.lastChange
+	newUsage := c.usageOK && !s.UsageAt.IsZero() && !s.UsageAt.Equal(c.lastUsage) && c.at(s.UsageAt) > c.lastRelease
+	newGPU := c.gpuOK && !s.GPUAt.IsZero() && !s.GPUAt.Equal(c.lastGPU) && c.at(s.GPUAt) > c.lastRelease
 	if newUsage {
 		c.lastUsage = s.UsageAt
 		u := s.Usage
@@ -131,6 +137,14 @@ func (c *Controller) copySample(s *resources.Snapshot) bool {
 	m.slots = m.slots[:0]
 	for _, sl := range c.usedSlots {
 		m.slots = append(m.slots, slotSample{cls: sl.cls.id, dev: sl.device, usedAt: sl.usedAt})
+		// Used at the very time the reading was stamped: it may or may not
+		// be in it.
+		if newUsage && sl.usedAt == m.at[resMem] {
+			m.new[resCPU], m.new[resMem] = false, false
+		}
+		if newGPU && sl.usedAt == m.at[resGPU] {
+			m.new[resGPU] = false
+		}
 	}
 	c.trimReleased(c.nanos())
 	m.released = append(m.released[:0], c.released...)

@@ -144,7 +144,6 @@ func (s *SlotSupplier) MarkSlotUsed(info worker.SlotMarkUsedInfo) {
 	c.mu.Lock()
 	if sl.permit == p && sl.usedAt < 0 {
 		c.use(sl, now)
-		c.lastChange = now
 	}
 	c.mu.Unlock()
 }
@@ -242,7 +241,7 @@ func (c *Controller) release(sl *slot, now int64) {
 	k := sl.cls
 	if sl.usedAt >= 0 {
 		c.unuse(sl)
-		c.lastChange = now
+		c.lastRelease = now
 		c.released = append(c.released, releaseSample{cls: k.id, dev: sl.device, usedAt: sl.usedAt, at: now})
 		if len(c.released) >= maxReleased {
 			c.trimReleased(now) // readings stalled or releases very fast: stay bounded
