@@ -50,6 +50,7 @@ type workload struct {
 	noise    float64
 	drift    float64 // other memory usage changes by this much over the run
 	duration time.Duration
+	real     bool // run with the real clock, not in a synctest bubble
 }
 
 var shapes = []string{"linear", "step", "s-curve", "sawtooth", "linger", "freed-early"}
@@ -266,16 +267,22 @@ func total(r sim.Result) float64 {
 	return s
 }
 
-// run drives workload w inside its own synctest bubble with the suppliers
-// build makes on a fresh host (and the device each permit was charged to,
-// if device is set), and scores the work done.
+// run drives workload w inside its own synctest bubble (with the real
+// clock if w.real, in a subtest) with the suppliers build makes on a fresh
+// host (and the device each permit was charged to, if device is set), and
+// scores the work done.
 func (w workload) run(t *testing.T, build func(t *testing.T, h *sim.Host) ([]worker.SlotSupplier, func(int, *worker.SlotPermit) string)) outcome {
 	var out outcome
-	synctest.Test(t, func(t *testing.T) {
+	body := func(t *testing.T) {
 		h := w.host()
 		sups, device := build(t, h)
 		out.res = sim.RunMany(w.scenario(h), w.loads(sups, device))
-	})
+	}
+	if w.real {
+		t.Run(fmt.Sprintf("workload %d real clock", w.seed), body)
+	} else {
+		synctest.Test(t, body)
+	}
 	out.work = total(out.res)
 	return out
 }
@@ -642,3 +649,63 @@ func describe(w workload) string {
 }
 
 var famDebug = os.Getenv("FAMDEBUG") != ""
+
+// TestFamilyRealClock runs a slice of the family with the real clock: real
+// goroutines, the real Monitor's ticker, time.Sleep for the tasks' lives and
+// the scheduling of a 2-core machine, where synctest runs each instant to
+// completion before time moves. HEADROOM_FAMILY_REAL=N runs the first N
+// workloads of 60 s (N/2 minutes) beside their synctest runs; bench/README.md
+// has the numbers.
+func TestFamilyRealClock(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv("HEADROOM_FAMILY_REAL"))
+	if err != nil || n <= 0 {
+		t.Skip("HEADROOM_FAMILY_REAL=N runs N workloads of 60 s with the real clock")
+	}
+	var ws []workload
+	for i := 0; len(ws) < n && i < 1000; i++ {
+		if w := generate(1, i); w.duration == 60*time.Second {
+			ws = append(ws, w)
+		}
+	}
+	type pair struct{ sync, real, fx outcome }
+	rows := make([]pair, len(ws))
+	base := loadBaselines(os.Getenv("HEADROOM_FAMILY_CACHE"))
+	defer base.save(t)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for i, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			sdk, fx, ok := base.get(w)
+			if !ok {
+				sdk, fx = w.sdk(t), w.bestFixed(t)
+				base.put(w, sdk, fx)
+			}
+			rw := w
+			rw.real = true
+			rows[i] = pair{sync: w.headroom(t), real: rw.headroom(t), fx: fx}
+		}()
+	}
+	wg.Wait()
+	var ex [2][]float64
+	var ratio [2][]float64
+	over := [2]int{}
+	for i, r := range rows {
+		for k, o := range []outcome{r.sync, r.real} {
+			ex[k] = append(ex[k], o.res.Excess)
+			ratio[k] = append(ratio[k], o.work/math.Max(r.fx.work, 1e-9))
+			if o.res.Excess > 0.02 {
+				over[k]++
+			}
+		}
+		t.Logf("workload %3d: synctest excess %+.3f work %.3g, real clock excess %+.3f work %.3g, fixed %.3g: %v",
+			ws[i].seed, r.sync.res.Excess, r.sync.work, r.real.res.Excess, r.real.work, r.fx.work, describe(ws[i]))
+	}
+	for k, name := range []string{"synctest", "real clock"} {
+		t.Logf("%s: %d workloads; peak − target p50 %+.3f max %+.3f; above target + 0.02: %d; work ÷ best fixed p10 %.2f p50 %.2f",
+			name, len(rows), quantile(ex[k], 0.5), slices.Max(ex[k]), over[k], quantile(ratio[k], 0.1), quantile(ratio[k], 0.5))
+	}
+}
