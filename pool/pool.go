@@ -3,6 +3,7 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -86,8 +87,10 @@ var ErrWorkerOptions = errors.New("pool: invalid worker options")
 // their slots. A preset that does not serve workflows (Preset.Workflows
 // false: the GPU, HighMemory and VideoEncoding presets) gets
 // DisableWorkflowWorker, so a workflow registered on such a pool is not
-// polled for. Close the returned Tuner after the worker stops; it leaves the
-// shared controller open.
+// polled for. Heartbeats is added to opts.Interceptors: the pool's
+// activities are heartbeated on their behalf while they run. Close the
+// returned Tuner after the worker stops; it leaves the shared controller
+// open.
 func NewWorker(c client.Client, reg *queues.Registry, q queues.Queue, ctrl *tuner.Controller, p Preset, opts worker.Options) (worker.Worker, *tuner.Tuner, error) {
 	if reg != nil {
 		if err := reg.Check(q); err != nil {
@@ -124,6 +127,7 @@ func NewWorker(c client.Client, reg *queues.Registry, q queues.Queue, ctrl *tune
 	if !p.Workflows {
 		opts.DisableWorkflowWorker = true
 	}
+	opts.Interceptors = append(slices.Clone(opts.Interceptors), Heartbeats())
 	if opts.MaxConcurrentActivityTaskPollers == 0 && p.ActivityPollers > 0 {
 		opts.MaxConcurrentActivityTaskPollers = p.ActivityPollers
 	}

@@ -15,7 +15,7 @@ import (
 func ExampleOptions() {
 	o := routing.Options(queues.GPUMLInference, workflow.ActivityOptions{StartToCloseTimeout: 3 * time.Hour})
 	fmt.Println(o.TaskQueue, o.StartToCloseTimeout, o.HeartbeatTimeout, o.RetryPolicy.MaximumAttempts)
-	// Output: gpu-ml-inference 3h0m0s 2m0s 5
+	// Output: gpu-ml-inference 3h0m0s 30s 5
 }
 
 // A table routes by activity; workflows call Execute(ctx, TrainModel, …).

@@ -41,17 +41,23 @@ func IsScheduleToStartTimeout(err error) bool {
 	return errors.As(err, &te) && te.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START
 }
 
-// ClassDefaults are the activity options a class starts from.
+// ClassDefaults are the activity options a class starts from. The GPU,
+// high-memory and video classes heartbeat-time out after 30 s, so that a
+// crashed worker's activities are retried within seconds; pool.NewWorker's
+// workers heartbeat on their activities' behalf (pool.Heartbeats), so work
+// that cannot heartbeat itself (a model load) is not timed out on a live
+// worker. Activities run by other workers must heartbeat themselves within
+// the timeout, or override it.
 func ClassDefaults(c queues.Class) workflow.ActivityOptions {
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
 		NonRetryableErrorTypes: []string{ResourceExhaustedType}}
 	switch c {
 	case queues.GPU:
-		return workflow.ActivityOptions{StartToCloseTimeout: 2 * time.Hour, HeartbeatTimeout: 2 * time.Minute, RetryPolicy: retry}
+		return workflow.ActivityOptions{StartToCloseTimeout: 2 * time.Hour, HeartbeatTimeout: 30 * time.Second, RetryPolicy: retry}
 	case queues.HighMemory:
-		return workflow.ActivityOptions{StartToCloseTimeout: time.Hour, HeartbeatTimeout: time.Minute, RetryPolicy: retry}
+		return workflow.ActivityOptions{StartToCloseTimeout: time.Hour, HeartbeatTimeout: 30 * time.Second, RetryPolicy: retry}
 	case queues.VideoEncoding:
-		return workflow.ActivityOptions{StartToCloseTimeout: time.Hour, HeartbeatTimeout: time.Minute, RetryPolicy: retry}
+		return workflow.ActivityOptions{StartToCloseTimeout: time.Hour, HeartbeatTimeout: 30 * time.Second, RetryPolicy: retry}
 	default:
 		return workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Minute, RetryPolicy: retry}
 	}
