@@ -27,7 +27,9 @@ func Heartbeats() interceptor.WorkerInterceptor { return &heartbeats{} }
 // maxDetails bounds the previous attempt's heartbeat details carried over.
 const maxDetails = 8
 
-type heartbeats struct{ interceptor.WorkerInterceptorBase }
+type heartbeats struct {
+	interceptor.WorkerInterceptorBase
+}
 
 // InterceptActivity is called once per activity execution: the state below
 // is one attempt's.
