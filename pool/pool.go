@@ -24,6 +24,12 @@ type Preset struct {
 	Activity tuner.SlotSupplierOptions
 	// Pollers for activity tasks: a few for GPU pools, more for CPU.
 	ActivityPollers int
+	// DrainWindow is how long running activities get to finish once the
+	// worker starts stopping before they are cancelled and reported for a
+	// retry elsewhere (see Drain). GPU work takes minutes; a pod's
+	// termination grace period must cover it. Zero: no drain (the SDK's
+	// WorkerStopTimeout alone decides).
+	DrainWindow time.Duration
 	// Workflows: the pool also runs workflow tasks. Presets of the
 	// activity-only classes (GPU, HighMemory, VideoEncoding) leave it false,
 	// and NewWorker disables their workflow worker, so that they hold no
@@ -44,6 +50,7 @@ func PresetFor(c queues.Class) Preset {
 			Cost:      tuner.Cost{GPUMemoryBytes: 6 * gib, MemoryBytes: 2 * gib},
 		}
 		p.ActivityPollers = 2
+		p.DrainWindow = time.Minute
 	case queues.HighMemory:
 		p.Activity = tuner.SlotSupplierOptions{
 			Name: "high-memory", MinSlots: 1, MaxSlots: 16, RampThrottle: 200 * time.Millisecond,
@@ -51,6 +58,7 @@ func PresetFor(c queues.Class) Preset {
 			Cost:      tuner.Cost{MemoryBytes: 4 * gib},
 		}
 		p.ActivityPollers = 2
+		p.DrainWindow = 30 * time.Second
 	case queues.VideoEncoding:
 		p.Activity = tuner.SlotSupplierOptions{
 			Name: "video-encoding", MinSlots: 1, MaxSlots: 8, RampThrottle: 200 * time.Millisecond,
@@ -58,6 +66,7 @@ func PresetFor(c queues.Class) Preset {
 			Cost:      tuner.Cost{CPUCores: 2, MemoryBytes: gib},
 		}
 		p.ActivityPollers = 2
+		p.DrainWindow = 30 * time.Second
 	default:
 		p.Activity = tuner.SlotSupplierOptions{
 			Name: "cpu", MinSlots: 1, MaxSlots: 200, RampThrottle: 20 * time.Millisecond,
@@ -65,6 +74,7 @@ func PresetFor(c queues.Class) Preset {
 			Cost:      tuner.Cost{CPUCores: 0.25, MemoryBytes: 64 << 20},
 		}
 		p.ActivityPollers = 4
+		p.DrainWindow = 10 * time.Second
 	}
 	if c != queues.CPU && c != queues.GPU && c != queues.HighMemory && c != queues.VideoEncoding {
 		p.Activity.Name = string(c)
@@ -72,19 +82,18 @@ func PresetFor(c queues.Class) Preset {
 	return p
 }
 
-// DefaultWorkerStopTimeout is the WorkerStopTimeout NewWorker sets when
-// opts leaves it zero.
-const DefaultWorkerStopTimeout = 10 * time.Second
-
 // ErrWorkerOptions reports worker.Options that cannot go with a tuner.
 var ErrWorkerOptions = errors.New("pool: invalid worker options")
 
 // NewWorker builds a worker polling q whose slots come from the class
 // preset's suppliers on the shared controller. opts may set anything but the
 // fixed concurrency limits (the SDK panics when those and a Tuner are both
-// set; this returns an error instead). A zero WorkerStopTimeout becomes
-// DefaultWorkerStopTimeout, so that Stop waits for running tasks to release
-// their slots. A preset that does not serve workflows (Preset.Workflows
+// set; this returns an error instead). A zero WorkerStopTimeout becomes the
+// preset's DrainWindow plus 10 s, and Drain(DrainWindow) is added to
+// opts.Interceptors: Stop lets running activities finish within the window,
+// then cancels the rest and waits for them to be reported, so that they are
+// retried elsewhere at once and every slot is back when Stop returns. A
+// WorkerStopTimeout set in opts must exceed the DrainWindow. A preset that does not serve workflows (Preset.Workflows
 // false: the GPU, HighMemory and VideoEncoding presets) gets
 // DisableWorkflowWorker, so a workflow registered on such a pool is not
 // polled for. Heartbeats is added to opts.Interceptors: the pool's
@@ -114,6 +123,13 @@ func NewWorker(c client.Client, reg *queues.Registry, q queues.Queue, ctrl *tune
 			return nil, nil, fmt.Errorf("%w: %s is set; the preset's tuner decides concurrency", ErrWorkerOptions, f.name)
 		}
 	}
+	if p.DrainWindow < 0 {
+		return nil, nil, fmt.Errorf("%w: Preset.DrainWindow %v is negative", ErrWorkerOptions, p.DrainWindow)
+	}
+	if opts.WorkerStopTimeout != 0 && p.DrainWindow > 0 && opts.WorkerStopTimeout <= p.DrainWindow {
+		return nil, nil, fmt.Errorf("%w: WorkerStopTimeout %v must exceed Preset.DrainWindow %v, or the SDK cancels activities first and Stop returns before they are reported",
+			ErrWorkerOptions, opts.WorkerStopTimeout, p.DrainWindow)
+	}
 	t, err := tuner.New(tuner.Options{Name: q.Name, Shared: ctrl, Workflow: p.Workflow, Activity: p.Activity})
 	if err != nil {
 		return nil, nil, err
@@ -122,12 +138,15 @@ func NewWorker(c client.Client, reg *queues.Registry, q queues.Queue, ctrl *tune
 	if opts.WorkerStopTimeout == 0 {
 		// The SDK's default (0) makes Stop return while tasks still run and
 		// still hold slots; drain them so nothing is left reserved.
-		opts.WorkerStopTimeout = DefaultWorkerStopTimeout
+		opts.WorkerStopTimeout = p.DrainWindow + reportGrace
 	}
 	if !p.Workflows {
 		opts.DisableWorkflowWorker = true
 	}
 	opts.Interceptors = append(slices.Clone(opts.Interceptors), Heartbeats())
+	if p.DrainWindow > 0 {
+		opts.Interceptors = append(opts.Interceptors, Drain(p.DrainWindow))
+	}
 	if opts.MaxConcurrentActivityTaskPollers == 0 && p.ActivityPollers > 0 {
 		opts.MaxConcurrentActivityTaskPollers = p.ActivityPollers
 	}

@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,6 +25,7 @@ func TestPresets(t *testing.T) {
 	assert.GreaterOrEqual(t, cpu.Activity.MaxSlots, 100, "CPU pools run many")
 	hm := pool.PresetFor(queues.HighMemory)
 	assert.NotZero(t, hm.Activity.Cost.MemoryBytes)
+	assert.Greater(t, gpu.DrainWindow, cpu.DrainWindow, "GPU work gets longer to finish when its worker stops")
 	custom := pool.PresetFor(queues.Class("fpga"))
 	assert.Equal(t, "fpga", custom.Activity.Name)
 }
@@ -39,4 +41,17 @@ func TestNewWorkerRejectsFixedLimits(t *testing.T) {
 
 	_, _, err = pool.NewWorker(nil, nil, queues.CPUStandard, nil, pool.PresetFor(queues.CPU), worker.Options{})
 	assert.ErrorIs(t, err, tuner.ErrInvalidOptions, "no controller")
+}
+
+func TestNewWorkerRejectsAStopTimeoutInsideTheDrainWindow(t *testing.T) {
+	p := pool.PresetFor(queues.GPU)
+	_, _, err := pool.NewWorker(nil, queues.Default(), queues.GPUMLInference, nil, p, worker.Options{WorkerStopTimeout: p.DrainWindow})
+	require.ErrorIs(t, err, pool.ErrWorkerOptions)
+	assert.Contains(t, err.Error(), "WorkerStopTimeout")
+	assert.Contains(t, err.Error(), "DrainWindow")
+
+	p.DrainWindow = -time.Second
+	_, _, err = pool.NewWorker(nil, queues.Default(), queues.GPUMLInference, nil, p, worker.Options{})
+	require.ErrorIs(t, err, pool.ErrWorkerOptions)
+	assert.Contains(t, err.Error(), "Preset.DrainWindow")
 }
