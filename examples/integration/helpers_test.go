@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	historypb "go.temporal.io/api/history/v1"
@@ -14,6 +15,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(workerProcessEnv) != "" {
+		os.Exit(workerProcess()) // this binary re-run as a worker process (kill_test.go)
+	}
 	leaks.VerifyTestMain(m)
 }
 
