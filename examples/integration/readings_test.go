@@ -1,0 +1,147 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"go.temporal.io/server/temporaltest"
+
+	"github.com/headroomhq/headroom/internal/testutil"
+	"github.com/headroomhq/headroom/pool"
+	"github.com/headroomhq/headroom/queues"
+	"github.com/headroomhq/headroom/resources"
+	"github.com/headroomhq/headroom/tuner"
+)
+
+// countingLogger counts the messages logged at each level (an SDK
+// log.Logger).
+type countingLogger struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *countingLogger) add(level, msg string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, level+" "+msg)
+	l.mu.Unlock()
+}
+func (l *countingLogger) Debug(string, ...any)       {}
+func (l *countingLogger) Info(msg string, _ ...any)  { l.add("INFO", msg) }
+func (l *countingLogger) Warn(msg string, _ ...any)  { l.add("WARN", msg) }
+func (l *countingLogger) Error(msg string, _ ...any) { l.add("ERROR", msg) }
+func (l *countingLogger) count(sub string) (n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.lines {
+		if strings.Contains(s, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestReadingsFailingMidRun: a pool's readings fail for 3 s while 40
+// activities run on a real server. Admission closes to MinSlots while they
+// fail (one activity at a time), resumes when they recover, every activity
+// completes, nothing is left reserved, and the controller says so once each
+// way rather than once per failed reading.
+func TestReadingsFailingMidRun(t *testing.T) {
+	srv := temporaltest.NewServer(temporaltest.WithT(t))
+	c := srv.GetDefaultClient()
+	src := testutil.NewSource(resources.Usage{CPU: 0.1, CPUCores: 4, Memory: 0.3, MemoryBytes: 3 << 30, MemoryLimitBytes: 10 << 30})
+	logs := &countingLogger{}
+	ctrl, err := tuner.NewController(tuner.ControllerOptions{Source: src, TargetMemory: 0.8, SampleInterval: 100 * time.Millisecond,
+		StaleAfter: 500 * time.Millisecond, Logger: logs})
+	require.NoError(t, err)
+	defer ctrl.Close()
+	require.NoError(t, ctrl.WaitReady(context.Background()))
+
+	var running, peak atomic.Int64
+	var failing atomic.Bool
+	var healedFlag atomic.Bool
+	var peakFailing, peakHealed atomic.Int64
+	work := func(ctx context.Context) error {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		if failing.Load() {
+			for p := peakFailing.Load(); n > p && !peakFailing.CompareAndSwap(p, n); p = peakFailing.Load() {
+			}
+		}
+		if healedFlag.Load() {
+			for p := peakHealed.Load(); n > p && !peakHealed.CompareAndSwap(p, n); p = peakHealed.Load() {
+			}
+		}
+		time.Sleep(2 * time.Second)
+		return nil
+	}
+	preset := pool.PresetFor(queues.HighMemory)
+	preset.Activity.Cost = tuner.Cost{MemoryBytes: 1 << 20}
+	preset.ActivityPollers = 8
+	w, tu, err := pool.NewWorker(c, queues.Default(), queues.HighMemoryAnalytics, ctrl, preset, worker.Options{})
+	require.NoError(t, err)
+	defer tu.Close()
+	w.RegisterActivityWithOptions(work, activityName("Work"))
+	require.NoError(t, w.Start())
+	stopped := false
+	defer func() {
+		if !stopped {
+			w.Stop()
+		}
+	}()
+
+	plain := worker.New(c, "plain", worker.Options{})
+	plain.RegisterWorkflowWithOptions(func(ctx workflow.Context, n int) error {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{TaskQueue: queues.HighMemoryAnalytics.Name, StartToCloseTimeout: time.Minute})
+		var fs []workflow.Future
+		for range n {
+			fs = append(fs, workflow.ExecuteActivity(ctx, "Work"))
+		}
+		for _, f := range fs {
+			if err := f.Get(ctx, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, workflowName("Fanout"))
+	require.NoError(t, plain.Start())
+	defer plain.Stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: "plain"}, "Fanout", 40)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return peak.Load() > 2 }, 30*time.Second, 10*time.Millisecond, "activities run in parallel")
+
+	src.Fail(errors.New("cgroup file unreadable"))
+	time.Sleep(time.Second) // past StaleAfter: admission is closed
+	failing.Store(true)
+	time.Sleep(2 * time.Second)
+	failing.Store(false)
+	src.Set(resources.Usage{CPU: 0.1, CPUCores: 4, Memory: 0.3, MemoryBytes: 3 << 30, MemoryLimitBytes: 10 << 30})
+	healed := time.Now()
+	healedFlag.Store(true)
+
+	require.NoError(t, run.Get(ctx, nil), "every activity completes")
+	t.Logf("peak %d, while readings failed %d, after %d; done %v after recovery; log: %v", peak.Load(), peakFailing.Load(), peakHealed.Load(), time.Since(healed).Round(time.Millisecond), logs.lines)
+	assert.LessOrEqual(t, peakFailing.Load(), int64(preset.Activity.MinSlots), "while the readings fail, MinSlots only")
+	assert.Greater(t, peakHealed.Load(), int64(preset.Activity.MinSlots), "admission resumes when they recover")
+	w.Stop()
+	stopped = true
+	act, wf := tu.Stats()
+	assert.Zero(t, act.Issued+wf.Issued, "nothing reserved")
+	assert.Equal(t, 1, logs.count("readings unusable"), "one warning for the failure, not one per reading")
+	assert.Equal(t, 1, logs.count("readings usable again"), fmt.Sprint(logs.lines))
+}
