@@ -679,9 +679,10 @@ func TestFamilyRealClock(t *testing.T) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			sdk, fx, ok := base.get(w)
+			_, fx, ok := base.get(w)
 			if !ok {
-				sdk, fx = w.sdk(t), w.bestFixed(t)
+				sdk := w.sdk(t)
+				fx = w.bestFixed(t)
 				base.put(w, sdk, fx)
 			}
 			rw := w
