@@ -62,15 +62,12 @@ func TestStopDrainsAndReports(t *testing.T) {
 		return w, tu
 	}
 
-	plain := worker.New(c, "plain", worker.Options{})
-	plain.RegisterWorkflowWithOptions(func(ctx workflow.Context) (string, error) {
+	startPlain(t, c, "Drained", func(ctx workflow.Context) (string, error) {
 		ctx = workflow.WithActivityOptions(ctx, routing.Options(queues.HighMemoryAnalytics))
 		var out string
 		err := workflow.ExecuteActivity(ctx, "Long").Get(ctx, &out)
 		return out, err
-	}, workflowName("Drained"))
-	require.NoError(t, plain.Start())
-	defer plain.Stop()
+	}, nil)
 
 	first, firstTuner := newPool()
 	defer firstTuner.Close()

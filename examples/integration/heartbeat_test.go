@@ -95,11 +95,7 @@ func TestHeartbeatsOnTheActivitysBehalf(t *testing.T) {
 	require.NoError(t, w.Start())
 	defer w.Stop()
 
-	plain := worker.New(c, "plain", worker.Options{})
-	plain.RegisterWorkflowWithOptions(beatWorkflow, workflowName("Beat"))
-	plain.RegisterActivityWithOptions(load, activityName("Load"))
-	require.NoError(t, plain.Start())
-	defer plain.Stop()
+	startPlain(t, c, "Beat", beatWorkflow, map[string]any{"Load": load})
 
 	run := func(call beatCall) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -147,15 +147,12 @@ func TestKilledGPUWorkerIsRetriedWithinTheHeartbeatTimeout(t *testing.T) {
 	hb := routing.ClassDefaults(queues.GPU).HeartbeatTimeout
 	require.LessOrEqual(t, hb, 30*time.Second, "the GPU class's default heartbeat timeout")
 
-	plain := worker.New(c, "plain", worker.Options{})
-	plain.RegisterWorkflowWithOptions(func(ctx workflow.Context) (int32, error) {
+	startPlain(t, c, "Trained", func(ctx workflow.Context) (int32, error) {
 		ctx = workflow.WithActivityOptions(ctx, routing.Options(queues.GPUMLInference))
 		var attempt int32
 		err := workflow.ExecuteActivity(ctx, "Train").Get(ctx, &attempt)
 		return attempt, err
-	}, workflowName("Trained"))
-	require.NoError(t, plain.Start())
-	defer plain.Stop()
+	}, nil)
 
 	first, lines := startWorkerProcess(t, srv)
 	await(t, lines, "polling", time.Minute)

@@ -74,15 +74,12 @@ func TestReadingsFailingMidRun(t *testing.T) {
 	work := func(ctx context.Context) error {
 		n := running.Add(1)
 		defer running.Add(-1)
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-		}
+		raise(&peak, n)
 		if failing.Load() {
-			for p := peakFailing.Load(); n > p && !peakFailing.CompareAndSwap(p, n); p = peakFailing.Load() {
-			}
+			raise(&peakFailing, n)
 		}
 		if healedFlag.Load() {
-			for p := peakHealed.Load(); n > p && !peakHealed.CompareAndSwap(p, n); p = peakHealed.Load() {
-			}
+			raise(&peakHealed, n)
 		}
 		time.Sleep(2 * time.Second)
 		return nil
@@ -102,8 +99,7 @@ func TestReadingsFailingMidRun(t *testing.T) {
 		}
 	}()
 
-	plain := worker.New(c, "plain", worker.Options{})
-	plain.RegisterWorkflowWithOptions(func(ctx workflow.Context, n int) error {
+	startPlain(t, c, "Fanout", func(ctx workflow.Context, n int) error {
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{TaskQueue: queues.HighMemoryAnalytics.Name, StartToCloseTimeout: time.Minute})
 		var fs []workflow.Future
 		for range n {
@@ -115,9 +111,7 @@ func TestReadingsFailingMidRun(t *testing.T) {
 			}
 		}
 		return nil
-	}, workflowName("Fanout"))
-	require.NoError(t, plain.Start())
-	defer plain.Stop()
+	}, nil)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
