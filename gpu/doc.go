@@ -19,4 +19,8 @@
 // else NVIDIA_VISIBLE_DEVICES, else all. NVML itself ignores those variables
 // and counts every process on a device, so readings are per device, not per
 // process: exactly what admission needs to avoid CUDA out-of-memory.
+//
+// An activity finds the device its slot was budgeted on with
+// [LeaseFromContext] (the tuner's interceptor puts it in the context) and
+// starts CUDA subprocesses with [Lease.Env].
 package gpu

@@ -3,10 +3,10 @@ package pool
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/headroomhq/headroom/queues"
@@ -96,8 +96,10 @@ var ErrWorkerOptions = errors.New("pool: invalid worker options")
 // WorkerStopTimeout set in opts must exceed the DrainWindow. A preset that does not serve workflows (Preset.Workflows
 // false: the GPU, HighMemory and VideoEncoding presets) gets
 // DisableWorkflowWorker, so a workflow registered on such a pool is not
-// polled for. Heartbeats is added to opts.Interceptors: the pool's
-// activities are heartbeated on their behalf while they run. Close the
+// polled for. The tuner's Interceptor goes first in opts.Interceptors (a
+// GPU activity finds its device with gpu.LeaseFromContext) and Heartbeats
+// after them: the pool's activities are heartbeated on their behalf while
+// they run. Close the
 // returned Tuner after the worker stops; it leaves the shared controller
 // open.
 func NewWorker(c client.Client, reg *queues.Registry, q queues.Queue, ctrl *tuner.Controller, p Preset, opts worker.Options) (worker.Worker, *tuner.Tuner, error) {
@@ -143,7 +145,8 @@ func NewWorker(c client.Client, reg *queues.Registry, q queues.Queue, ctrl *tune
 	if !p.Workflows {
 		opts.DisableWorkflowWorker = true
 	}
-	opts.Interceptors = append(slices.Clone(opts.Interceptors), Heartbeats())
+	opts.Interceptors = append([]interceptor.WorkerInterceptor{t.Interceptor()}, opts.Interceptors...)
+	opts.Interceptors = append(opts.Interceptors, Heartbeats())
 	if p.DrainWindow > 0 {
 		opts.Interceptors = append(opts.Interceptors, Drain(p.DrainWindow))
 	}

@@ -56,9 +56,10 @@ type class struct {
 	unusedOn        [maxDevices]int32
 	refused         [numReasons]uint64
 	perm            permits
-	probe           bool // probing(), as of the latest price
-	covered         bool // the footprint is identified at every age slots live to
-	shown           bool // every resource probed has a charge above zero
+	free, done      []*slot // used slots no activity has taken, and those whose activity returned (lease.go)
+	probe           bool    // probing(), as of the latest price
+	covered         bool    // the footprint is identified at every age slots live to
+	shown           bool    // every resource probed has a charge above zero
 }
 
 func newClass(opts SlotSupplierOptions, need Resource) *class {

@@ -28,6 +28,11 @@
 // never; RampThrottle spaces admissions. Waiters are served in order across
 // a controller's suppliers.
 //
+// GPU memory is budgeted per device, so each activity must run on the device
+// its slot was charged to: add [Tuner.Interceptor] first to the worker's
+// interceptors (pool.NewWorker does) and start GPU work on the device that
+// gpu.LeaseFromContext returns.
+//
 // The design, the mechanism table and measurements are in docs/design.md
 // and bench/README.md.
 package tuner

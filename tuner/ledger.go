@@ -17,6 +17,9 @@ type slot struct {
 	device int   // GPU device index, -1 if none
 	kind   int8  // workflow task queue kind
 	idx    int   // index in Controller.usedSlots while used
+	state  int8  // while used: free, bound or done (lease.go)
+	pos    int   // index in its class's free or done list
+	ls     *lease
 }
 
 // hold adds a reserved, unused slot of k on dev to the held sums. Called
@@ -67,6 +70,8 @@ func (c *Controller) use(sl *slot, now int64) {
 	c.unhold(k, sl.device)
 	sl.usedAt = now
 	k.used++
+	sl.state, sl.pos = slotFree, len(k.free)
+	k.free = append(k.free, sl)
 	sl.idx = len(c.usedSlots)
 	c.usedSlots = append(c.usedSlots, sl)
 	if sl.device >= 0 {

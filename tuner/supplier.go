@@ -240,6 +240,7 @@ func (c *Controller) reserve(k *class, kind int8, now int64) (*worker.SlotPermit
 func (c *Controller) release(sl *slot, now int64) {
 	k := sl.cls
 	if sl.usedAt >= 0 {
+		c.settle(sl)
 		c.unuse(sl)
 		c.lastRelease = now
 		c.released = append(c.released, releaseSample{cls: k.id, dev: sl.device, usedAt: sl.usedAt, at: now})
