@@ -242,8 +242,10 @@ func setup(ctx context.Context, f flags, out io.Writer) (client.Client, *pipelin
 	}
 	if env.Simulated {
 		fmt.Fprintf(out, "gpu: no NVIDIA GPU found; the GPU pool runs against a SIMULATED 16 GiB device\n")
+	} else if env.Activities.Loader != nil {
+		fmt.Fprintf(out, "gpu: %s (NVML); GPU stages load their model with PyTorch on the device they were leased\n", env.GPUName)
 	} else {
-		fmt.Fprintf(out, "gpu: %s (NVML)\n", env.GPUName)
+		fmt.Fprintf(out, "gpu: %s (NVML); no CUDA PyTorch for python3, so GPU stages compute without loading a model\n", env.GPUName)
 	}
 	return c, env, func() {
 		env.Close()

@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/headroomhq/headroom/routing"
+	"github.com/headroomhq/headroom/gpu"
 )
 
 // Input is one pipeline's parameters.
@@ -76,10 +76,10 @@ type Stage struct {
 	Detail   string
 }
 
-// Activities holds what the activities share: the GPU they run on (nil when
-// a real device is used and nothing is simulated).
+// Activities holds what the activities share: what loads the GPU stages'
+// models (nil: nothing is loaded, the stages only compute).
 type Activities struct {
-	GPU *SimGPU
+	Loader Loader
 }
 
 func stage(ctx context.Context, name string, start time.Time, detail string) Stage {
@@ -155,30 +155,23 @@ func (a *Activities) ProcessLargeDataset(ctx context.Context, in Input) (Stage, 
 	return stage(ctx, "process_large_dataset", start, detail), nil
 }
 
-// takeGPU loads "the model": it takes GPU memory in ten steps over
-// in.LoadTime, the slow allocation a reactive tuner cannot see coming.
-func (a *Activities) takeGPU(ctx context.Context, in Input) (func(), error) {
-	if a.GPU == nil {
-		return func() {}, nil
+// takeGPU loads "the model" on the device the stage's slot was charged to
+// (its lease) and says where. A stage that fell back to the CPU queue has
+// no lease and loads nothing.
+func (a *Activities) takeGPU(ctx context.Context, in Input) (string, func(), error) {
+	l, ok := gpu.LeaseFromContext(ctx)
+	if !ok {
+		return "", func() {}, nil
 	}
-	const steps = 10
-	step := in.GPUMemMB << 20 / steps
-	var taken uint64
-	release := func() { a.GPU.Give(taken) }
-	for i := 0; i < steps; i++ {
-		if err := a.GPU.Take(step); err != nil {
-			release()
-			return nil, routing.ResourceExhausted("gpu_memory", err)
-		}
-		taken += step
-		select {
-		case <-ctx.Done():
-			release()
-			return nil, ctx.Err()
-		case <-time.After(in.LoadTime / steps):
-		}
+	where := fmt.Sprintf(" on %s (%s)", l.UUID, l.Name)
+	if a.Loader == nil {
+		return where, func() {}, nil
 	}
-	return release, nil
+	release, err := a.Loader.Load(ctx, l, in.GPUMemMB<<20, in.LoadTime)
+	if err != nil {
+		return "", nil, err
+	}
+	return where, release, nil
 }
 
 // TrainModel fits a linear model by gradient descent (GPU class).
@@ -187,7 +180,7 @@ func (a *Activities) TrainModel(ctx context.Context, in Input) (Stage, error) {
 		return Stage{}, err
 	}
 	start := time.Now()
-	release, err := a.takeGPU(ctx, in)
+	where, release, err := a.takeGPU(ctx, in)
 	if err != nil {
 		return Stage{}, err
 	}
@@ -218,7 +211,7 @@ func (a *Activities) TrainModel(ctx context.Context, in Input) (Stage, error) {
 			return Stage{}, err
 		}
 	}
-	return stage(ctx, "train_model", start, fmt.Sprintf("%d epochs, mse %.2e, w0 %.3f", in.Epochs, loss/float64(len(xs)), w[0])), nil
+	return stage(ctx, "train_model", start, fmt.Sprintf("%d epochs, mse %.2e, w0 %.3f%s", in.Epochs, loss/float64(len(xs)), w[0], where)), nil
 }
 
 // GenerateEmbeddings projects every record to 8 dimensions (GPU class).
@@ -227,7 +220,7 @@ func (a *Activities) GenerateEmbeddings(ctx context.Context, in Input) (Stage, e
 		return Stage{}, err
 	}
 	start := time.Now()
-	release, err := a.takeGPU(ctx, in)
+	where, release, err := a.takeGPU(ctx, in)
 	if err != nil {
 		return Stage{}, err
 	}
@@ -247,7 +240,7 @@ func (a *Activities) GenerateEmbeddings(ctx context.Context, in Input) (Stage, e
 			norm += e * e
 		}
 	}
-	return stage(ctx, "generate_embeddings", start, fmt.Sprintf("%d×8, mean norm² %.3f", in.Rows, norm/float64(in.Rows))), nil
+	return stage(ctx, "generate_embeddings", start, fmt.Sprintf("%d×8, mean norm² %.3f%s", in.Rows, norm/float64(in.Rows), where)), nil
 }
 
 // StoreResults writes a result file (CPU).

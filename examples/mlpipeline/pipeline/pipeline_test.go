@@ -64,11 +64,13 @@ func TestPipelineEndToEnd(t *testing.T) {
 		require.Len(t, results[i], 5)
 		for _, s := range results[i] {
 			assert.Equal(t, want[s.Name], s.Queue, "pipeline %d stage %s ran on its class's queue", i, s.Name)
+			if env.Sim != nil && s.Queue == "gpu-ml-inference" {
+				assert.Contains(t, s.Detail, "on GPU-simulated-0", "pipeline %d stage %s loaded on the device of its lease", i, s.Name)
+			}
 		}
 	}
-	if env.Activities.GPU != nil {
-		used := env.Activities.GPU
-		devs, err := used.Devices(ctx)
+	if env.Sim != nil {
+		devs, err := env.Sim.Devices(ctx)
 		require.NoError(t, err)
 		assert.Zero(t, devs[0].UsedBytes, "every GPU stage gave its memory back")
 	}

@@ -41,12 +41,15 @@ type Env struct {
 	Controller *tuner.Controller
 	Activities *Activities
 	Table      *routing.Table
-	Simulated  bool   // GPU memory comes from SimGPU, not NVML
-	GPUName    string // device name shown to the user
+	Simulated  bool    // GPU memory comes from SimGPU, not NVML
+	GPUName    string  // device name shown to the user
+	Sim        *SimGPU // the simulated device, if Simulated
 }
 
 // NewEnv builds the controller (real CPU/memory readings; NVML when a GPU is
-// present, else a simulated 16 GiB GPU) and the route table.
+// present, else a simulated 16 GiB GPU) and the route table. GPU stages load
+// into the simulated GPU, or on a real one through PyTorch in a subprocess
+// when python3 has CUDA PyTorch; else they only compute.
 func NewEnv(cfg Config, mp metric.MeterProvider, logger log.Logger) (*Env, error) {
 	e := &Env{Registry: queues.Default(), Activities: &Activities{}}
 	var src gpu.Source
@@ -58,9 +61,14 @@ func NewEnv(cfg Config, mp metric.MeterProvider, logger log.Logger) (*Env, error
 			e.GPUName = devs[0].Name
 		}
 		src = nv
+		tctx, tcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if TorchAvailable(tctx) {
+			e.Activities.Loader = TorchLoader{} // real device memory, on the leased device
+		}
+		tcancel()
 	case errors.Is(err, gpu.ErrNoGPU):
 		sim := NewSimGPU(16 << 30)
-		e.Activities.GPU, e.Simulated, e.GPUName = sim, true, "simulated GPU (16 GiB)"
+		e.Activities.Loader, e.Sim, e.Simulated, e.GPUName = sim, sim, true, "simulated GPU (16 GiB)"
 		src = sim
 	default:
 		return nil, err

@@ -4,20 +4,23 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/headroomhq/headroom/gpu"
+	"github.com/headroomhq/headroom/routing"
 )
 
-// SimGPU is a simulated GPU for hosts without one: GPU activities Take memory
-// while they run and Give it back, and the tuner reads it like NVML.
+// SimGPU is a simulated GPU for hosts without one: GPU stages load into it
+// (it is their Loader) and the tuner reads it like NVML.
 type SimGPU struct {
 	mu    sync.Mutex
+	uuid  string
 	total uint64
 	used  uint64
 }
 
 // NewSimGPU returns a simulated device with total bytes of memory.
-func NewSimGPU(total uint64) *SimGPU { return &SimGPU{total: total} }
+func NewSimGPU(total uint64) *SimGPU { return &SimGPU{uuid: "GPU-simulated-0", total: total} }
 
 // Devices implements gpu.Source.
 func (s *SimGPU) Devices(ctx context.Context) ([]gpu.Device, error) {
@@ -26,11 +29,37 @@ func (s *SimGPU) Devices(ctx context.Context) ([]gpu.Device, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return []gpu.Device{{UUID: "GPU-simulated-0", Name: "simulated GPU", UsedBytes: s.used, TotalBytes: s.total}}, nil
+	return []gpu.Device{{UUID: s.uuid, Name: "simulated GPU", UsedBytes: s.used, TotalBytes: s.total}}, nil
 }
 
-// Take allocates n bytes, or fails like CUDA when they do not fit.
-func (s *SimGPU) Take(n uint64) error {
+// Load takes n bytes on the leased device in ten steps over load, the slow
+// allocation a reactive tuner cannot see coming, failing like CUDA when a
+// step does not fit.
+func (s *SimGPU) Load(ctx context.Context, l gpu.Lease, n uint64, load time.Duration) (func(), error) {
+	if l.UUID != s.uuid {
+		return nil, fmt.Errorf("simulated GPU: no device %q", l.UUID)
+	}
+	const steps = 10
+	step := n / steps
+	var taken uint64
+	release := func() { s.give(taken) }
+	for range steps {
+		if err := s.take(step); err != nil {
+			release()
+			return nil, routing.ResourceExhausted("gpu_memory", err)
+		}
+		taken += step
+		select {
+		case <-ctx.Done():
+			release()
+			return nil, ctx.Err()
+		case <-time.After(load / steps):
+		}
+	}
+	return release, nil
+}
+
+func (s *SimGPU) take(n uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.used+n > s.total {
@@ -40,8 +69,7 @@ func (s *SimGPU) Take(n uint64) error {
 	return nil
 }
 
-// Give frees n bytes.
-func (s *SimGPU) Give(n uint64) {
+func (s *SimGPU) give(n uint64) {
 	s.mu.Lock()
 	s.used -= min(n, s.used)
 	s.mu.Unlock()
