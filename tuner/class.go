@@ -57,6 +57,8 @@ type class struct {
 	refused         [numReasons]uint64
 	perm            permits
 	free, done      []*slot // used slots no activity has taken, and those whose activity returned (lease.go)
+	oom             vec     // charge after the latest out-of-memory (oom.go); gives way over trustLives
+	oomSeen         int     // seen at that out-of-memory
 	probe           bool    // probing(), as of the latest price
 	covered         bool    // the footprint is identified at every age slots live to
 	shown           bool    // every resource probed has a charge above zero
@@ -75,7 +77,7 @@ func newClass(opts SlotSupplierOptions, need Resource) *class {
 // price sets what a slot of this class is charged: a confirmed cost as
 // learned (never below the readings' lower bound); otherwise the most of the declared cost times unconfirmedFactor,
 // the peak identified so far and the readings' lower bound. Never below the
-// floor.
+// floor, nor, after an out-of-memory, below the charge it raised (oom.go).
 func (k *class) price() {
 	for r := res(0); r < numRes; r++ {
 		if !k.need.has(r) {
@@ -93,6 +95,9 @@ func (k *class) price() {
 			if k.known.has(r) {
 				c = max(c, k.learned[r])
 			}
+		}
+		if k.oom[r] > 0 {
+			c = max(c, k.oom[r]*max(0, 1-float64(k.seen-k.oomSeen)/trustLives))
 		}
 		k.charge[r] = c
 	}

@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/interceptor"
 
 	"github.com/headroomhq/headroom/gpu"
+	"github.com/headroomhq/headroom/routing"
 )
 
 // Binding activities to slots.
@@ -169,32 +170,40 @@ func (s *SlotSupplier) done(l *lease) {
 // with the device its slot was charged to in its context
 // ([gpu.LeaseFromContext]; [gpu.Lease.Env] for subprocesses), and from then
 // that charge stays on that device until the activity returns, whatever
-// order the SDK releases permits in. Put it first in
+// order the SDK releases permits in. An activity that fails because it ran
+// out of GPU or host memory (CUDA's, PyTorch's or TensorFlow's message, a
+// Python MemoryError, ENOMEM, a child killed by the OOM killer) fails with
+// routing.ResourceExhausted, which is not retried on its queue and which a
+// route escalates to its bigger class, and its class is charged more
+// (docs/design.md). Put it first in
 // worker.Options.Interceptors of the worker this tuner serves, so that every
 // other interceptor sees the lease; pool.NewWorker does.
-func (t *Tuner) Interceptor() interceptor.WorkerInterceptor { return &leaser{t: t} }
+func (t *Tuner) Interceptor() interceptor.WorkerInterceptor {
+	return &leaser{t: t, kills: oomKills()}
+}
 
 type leaser struct {
 	interceptor.WorkerInterceptorBase
-	t *Tuner
+	t     *Tuner
+	kills func() (uint64, bool) // nil: OOM kills cannot be counted here
 }
 
 func (w *leaser) InterceptActivity(ctx context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
-	i := &leaseInbound{t: w.t}
+	i := &leaseInbound{w: w}
 	i.Next = next
 	return i
 }
 
 type leaseInbound struct {
 	interceptor.ActivityInboundInterceptorBase
-	t *Tuner
+	w *leaser
 }
 
 func (i *leaseInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
 	if activity.GetInfo(ctx).IsLocalActivity {
 		return i.Next.ExecuteActivity(ctx, in)
 	}
-	s := i.t.activity
+	s := i.w.t.activity
 	l, dev, ok := s.take()
 	if l == nil {
 		return i.Next.ExecuteActivity(ctx, in)
@@ -203,5 +212,25 @@ func (i *leaseInbound) ExecuteActivity(ctx context.Context, in *interceptor.Exec
 	if ok {
 		ctx = gpu.WithLease(ctx, dev)
 	}
-	return i.Next.ExecuteActivity(ctx, in)
+	var kills0 uint64
+	counted := false
+	if i.w.kills != nil {
+		kills0, counted = i.w.kills()
+	}
+	v, err := i.Next.ExecuteActivity(ctx, in)
+	if err == nil {
+		return v, nil
+	}
+	killed := false
+	if counted {
+		n, ok := i.w.kills()
+		killed = ok && n > kills0
+	}
+	if name := exhaustion(err, killed); name != "" {
+		s.exhaust(name)
+		if !routing.IsResourceExhausted(err) {
+			err = routing.ResourceExhausted(name, err)
+		}
+	}
+	return v, err
 }

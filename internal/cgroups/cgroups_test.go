@@ -192,3 +192,22 @@ func FuzzParseValues(f *testing.F) {
 		_ = parseKeyed([]byte(s))
 	})
 }
+
+func TestOOMKills(t *testing.T) {
+	for tree, want := range map[string]uint64{"v1": 5, "v2": 2} {
+		cg, err := detectTree(t, tree)
+		require.NoError(t, err)
+		n, err := cg.OOMKills()
+		require.NoError(t, err, tree)
+		assert.Equal(t, want, n, tree)
+	}
+	cg, err := detectTree(t, "hybrid") // no memory.oom_control in the tree
+	require.NoError(t, err)
+	_, err = cg.OOMKills()
+	assert.Error(t, err)
+	if cg, err := Detect(); err == nil {
+		if n, err := cg.OOMKills(); err == nil {
+			t.Logf("this host's cgroup: %d OOM kills", n)
+		}
+	}
+}

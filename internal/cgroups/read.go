@@ -269,3 +269,26 @@ func parseKeyed(data []byte) map[string]uint64 {
 	}
 	return out
 }
+
+// OOMKills returns how many processes the kernel's OOM killer has killed in
+// the memory cgroup: "oom_kill" of memory.events on v2 (this cgroup and
+// below), of memory.oom_control on v1 (kernel 4.13 and later).
+func (c *CGroups) OOMKills() (uint64, error) {
+	if !c.memory.ok() {
+		return 0, fmt.Errorf("%w: memory controller", ErrNoCgroup)
+	}
+	name := "memory.oom_control"
+	if c.memory.v2 {
+		name = "memory.events"
+	}
+	p := filepath.Join(c.memory.path, name)
+	kv, err := readKeyed(p)
+	if err != nil {
+		return 0, err
+	}
+	n, ok := kv["oom_kill"]
+	if !ok {
+		return 0, fmt.Errorf("cgroups: %s has no oom_kill (kernel before 4.13)", p)
+	}
+	return n, nil
+}
