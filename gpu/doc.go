@@ -19,6 +19,10 @@
 // else NVIDIA_VISIBLE_DEVICES, else all. NVML itself ignores those variables
 // and counts every process on a device, so readings are per device, not per
 // process: exactly what admission needs to avoid CUDA out-of-memory.
+//   - With each reading it reports why a device should take no new work
+//     ([Device.Unhealthy]: a critical Xid within [NVMLOptions.HealthQuiet],
+//     uncorrectable ECC errors, a pending page retirement or row remap),
+//     each call only where the library exports it.
 //
 // An activity finds the device its slot was budgeted on with
 // [LeaseFromContext] (the tuner's interceptor puts it in the context) and

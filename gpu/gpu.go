@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Device is one GPU, or one MIG instance, as seen at one reading.
@@ -15,6 +16,10 @@ type Device struct {
 	Name       string // product name, e.g. "NVIDIA H100 80GB HBM3"
 	UsedBytes  uint64 // memory in use by every process on the device
 	TotalBytes uint64 // capacity: total less driver-reserved memory where the driver says so
+	// Unhealthy says why the device should take no new work: a critical
+	// Xid within NVMLOptions.HealthQuiet, uncorrectable ECC errors, a
+	// pending page retirement or row remap. "": nothing known against it.
+	Unhealthy string
 }
 
 // Used is the fraction of capacity in use, 0 for a device without capacity.
@@ -145,7 +150,20 @@ type NVMLOptions struct {
 	// environment decides (CUDA_VISIBLE_DEVICES, then NVIDIA_VISIBLE_DEVICES),
 	// else every device.
 	Devices string
+	// HealthQuiet is how long a device is reported Unhealthy after its last
+	// critical Xid event. Zero: 5 minutes.
+	HealthQuiet time.Duration
+	// ApplicationXids are Xids caused by the application, not the device
+	// (a bad kernel, a page fault, a reset by the user): they do not make a
+	// device unhealthy. Nil: 13, 31, 43, 45, 68 and 109.
+	ApplicationXids []uint64
 }
+
+// DefaultApplicationXids are the Xids NVIDIA documents as caused by user
+// applications: graphics engine exception (13), GPU memory page fault (31),
+// GPU stopped processing (43), preemptive cleanup (45), video processor
+// exception (68), context switch timeout (109).
+var DefaultApplicationXids = []uint64{13, 31, 43, 45, 68, 109}
 
 func (o NVMLOptions) selector() (selector, error) {
 	if o.Devices != "" {

@@ -29,6 +29,7 @@ type NVMLSource struct {
 	backoff time.Duration
 	retryAt time.Time
 	closed  bool
+	health  health
 }
 
 // NewNVMLSource loads NVML and checks that at least one selected device can be
@@ -43,11 +44,11 @@ func NewNVMLSource(opts NVMLOptions) (*NVMLSource, error) {
 	if opts.LibraryPath != "" {
 		libOpts = append(libOpts, nvml.WithLibraryPath(opts.LibraryPath))
 	}
-	return newNVMLSource(nvml.New(libOpts...), sel, time.Now)
+	return newNVMLSource(nvml.New(libOpts...), sel, time.Now, opts.health())
 }
 
-func newNVMLSource(lib nvml.Interface, sel selector, now func() time.Time) (*NVMLSource, error) {
-	s := &NVMLSource{lib: lib, sel: sel, now: now}
+func newNVMLSource(lib nvml.Interface, sel selector, now func() time.Time, h health) (*NVMLSource, error) {
+	s := &NVMLSource{lib: lib, sel: sel, now: now, health: h}
 	if err := s.init(); err != nil {
 		return nil, err
 	}
@@ -72,6 +73,7 @@ func (s *NVMLSource) init() error {
 	}
 	s.inited = true
 	s.hasV2 = s.lib.Extensions().LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil
+	s.health.start(s.lib)
 	return nil
 }
 
@@ -148,6 +150,7 @@ func (s *NVMLSource) check(ret nvml.Return, what string) error {
 	}
 	if fatal(ret) {
 		if s.inited {
+			s.health.stop()
 			s.lib.Shutdown()
 			s.inited = false
 		}
@@ -163,6 +166,8 @@ func (s *NVMLSource) read() ([]Device, error) {
 		return nil, err
 	}
 	devs := make([]Device, 0, n)
+	now := s.now()
+	s.health.drain(now)
 	for i := 0; i < n; i++ {
 		h, ret := s.lib.DeviceGetHandleByIndex(i)
 		if err := s.check(ret, "nvmlDeviceGetHandleByIndex"); err != nil {
@@ -181,13 +186,17 @@ func (s *NVMLSource) read() ([]Device, error) {
 			return nil, err
 		}
 		if isMIG {
+			why := s.health.of(h, uuid, now) // a MIG device is as healthy as its GPU
+			for j := range migs {
+				migs[j].Unhealthy = why
+			}
 			devs = append(devs, migs...)
 			continue
 		}
 		if !s.sel.match(i, uuid, "") {
 			continue
 		}
-		d := Device{UUID: uuid, Index: i, Name: name}
+		d := Device{UUID: uuid, Index: i, Name: name, Unhealthy: s.health.of(h, uuid, now)}
 		ok, err := s.memory(h, &d)
 		if err != nil {
 			return nil, err
@@ -283,6 +292,7 @@ func (s *NVMLSource) Close() error {
 		return nil
 	}
 	s.inited = false
+	s.health.stop()
 	if ret := s.lib.Shutdown(); ret != nvml.SUCCESS {
 		return fmt.Errorf("gpu: nvmlShutdown returned %d", int32(ret))
 	}

@@ -12,7 +12,7 @@ import (
 // (two GPUs, memory v2): the adapter's own cost, without the driver's ~12 µs
 // per memory query.
 func BenchmarkNVMLDevices(b *testing.B) {
-	s, err := newNVMLSource(newFakeLib(true, h100, a100), selector{}, time.Now)
+	s, err := newNVMLSource(newFakeLib(true, h100, a100), selector{}, time.Now, NVMLOptions{}.health())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -126,7 +126,7 @@ func mustSelect(t *testing.T, s string) selector {
 
 func TestNVMLMemoryV2ExcludesReserved(t *testing.T) {
 	lib := newFakeLib(true, h100, a100)
-	s, err := newNVMLSource(lib, selector{}, time.Now)
+	s, err := newNVMLSource(lib, selector{}, time.Now, NVMLOptions{}.health())
 	require.NoError(t, err)
 	defer s.Close()
 	devs, err := s.Devices(context.Background())
@@ -142,7 +142,7 @@ func TestNVMLOldDriverFallsBackToV1(t *testing.T) {
 	// on a real old driver that call kills the process. The mock leaves it
 	// unset, so a call would panic.
 	lib := newFakeLib(false, h100)
-	s, err := newNVMLSource(lib, selector{}, time.Now)
+	s, err := newNVMLSource(lib, selector{}, time.Now, NVMLOptions{}.health())
 	require.NoError(t, err)
 	defer s.Close()
 	devs, err := s.Devices(context.Background())
@@ -155,7 +155,7 @@ func TestNVMLOldDriverFallsBackToV1(t *testing.T) {
 func TestNVMLFailedInitMakesNoOtherCall(t *testing.T) {
 	for _, ret := range []nvml.Return{nvml.ERROR_LIBRARY_NOT_FOUND, nvml.ERROR_DRIVER_NOT_LOADED, nvml.ERROR_NO_PERMISSION} {
 		lib := &mock.Interface{InitFunc: func() nvml.Return { return ret }} // anything else panics
-		s, err := newNVMLSource(lib, selector{}, time.Now)
+		s, err := newNVMLSource(lib, selector{}, time.Now, NVMLOptions{}.health())
 		assert.Nil(t, s)
 		assert.ErrorIs(t, err, ErrNoGPU)
 		assert.Len(t, lib.InitCalls(), 1)
@@ -174,7 +174,7 @@ func TestNVMLSelection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		lib := newFakeLib(true, h100, a100)
-		s, err := newNVMLSource(lib, mustSelect(t, tt.sel), time.Now)
+		s, err := newNVMLSource(lib, mustSelect(t, tt.sel), time.Now, NVMLOptions{}.health())
 		require.NoError(t, err, tt.sel)
 		devs, err := s.Devices(context.Background())
 		require.NoError(t, err)
@@ -186,7 +186,7 @@ func TestNVMLSelection(t *testing.T) {
 		require.NoError(t, s.Close())
 		assert.Len(t, lib.ShutdownCalls(), 1)
 	}
-	_, err := newNVMLSource(newFakeLib(true, h100), mustSelect(t, ""), time.Now)
+	_, err := newNVMLSource(newFakeLib(true, h100), mustSelect(t, ""), time.Now, NVMLOptions{}.health())
 	assert.ErrorIs(t, err, ErrNoGPU, "an empty selection hides every device")
 }
 
@@ -196,7 +196,7 @@ func TestNVMLMIGDevices(t *testing.T) {
 		{uuid: "MIG-2222", name: "NVIDIA H100 MIG 3g.40gb", used: 2 * GiB, total: 40 * GiB},
 	}}
 	lib := newFakeLib(true, gpu, fakeGPU{uuid: "GPU-shared", name: "Grace", notSupported: true})
-	s, err := newNVMLSource(lib, selector{}, time.Now)
+	s, err := newNVMLSource(lib, selector{}, time.Now, NVMLOptions{}.health())
 	require.NoError(t, err)
 	defer s.Close()
 	devs, err := s.Devices(context.Background())
@@ -206,7 +206,7 @@ func TestNVMLMIGDevices(t *testing.T) {
 	assert.Equal(t, 0, devs[1].Index)
 	assert.Equal(t, uint64(2*GiB), devs[1].UsedBytes)
 
-	s2, err := newNVMLSource(newFakeLib(true, gpu), mustSelect(t, "MIG-2222"), time.Now)
+	s2, err := newNVMLSource(newFakeLib(true, gpu), mustSelect(t, "MIG-2222"), time.Now, NVMLOptions{}.health())
 	require.NoError(t, err)
 	defer s2.Close()
 	devs, err = s2.Devices(context.Background())
@@ -219,7 +219,7 @@ func TestNVMLLostGPUReinitsWithBackoff(t *testing.T) {
 	now := time.Unix(1000, 0)
 	clock := func() time.Time { return now }
 	lib := newFakeLib(true, h100)
-	s, err := newNVMLSource(lib, selector{}, clock)
+	s, err := newNVMLSource(lib, selector{}, clock, NVMLOptions{}.health())
 	require.NoError(t, err)
 	defer s.Close()
 
@@ -264,7 +264,7 @@ func TestNVMLNonFatalErrorKeepsNVML(t *testing.T) {
 	bad := h100
 	bad.memRet = nvml.ERROR_UNKNOWN
 	lib := newFakeLib(true, h100)
-	s, err := newNVMLSource(lib, selector{}, time.Now)
+	s, err := newNVMLSource(lib, selector{}, time.Now, NVMLOptions{}.health())
 	require.NoError(t, err)
 	defer s.Close()
 	lib.gpus = []fakeGPU{bad}

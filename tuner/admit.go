@@ -17,10 +17,14 @@ const (
 	// ReasonProbe: the class's cost is neither declared nor confirmed yet,
 	// and as many of its slots as it may probe with are issued.
 	ReasonProbe
+	// ReasonUnhealthy: every GPU the class could be charged to is unhealthy
+	// (gpu.Device.Unhealthy); not even MinSlots are admitted, so that the
+	// queue's tasks go to workers with healthy GPUs.
+	ReasonUnhealthy
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"none", "max", "ramp", "stale", "cpu", "memory", "gpu", "probe"}
+var reasonNames = [numReasons]string{"none", "max", "ramp", "stale", "cpu", "memory", "gpu", "probe", "gpu_unhealthy"}
 
 func (r Reason) String() string {
 	if r < numReasons {
@@ -36,7 +40,7 @@ func (r Reason) resource() Resource {
 		return CPU
 	case ReasonMemory:
 		return Memory
-	case ReasonGPU:
+	case ReasonGPU, ReasonUnhealthy:
 		return GPUMemory
 	}
 	return 0
@@ -55,7 +59,8 @@ const (
 // returns the device to charge (-1: none) or the refusal and, for
 // ReasonRamp, how long until the throttle allows one. It changes nothing.
 //
-// In order: never above MaxSlots; always below MinSlots; workflow pollers
+// In order: never above MaxSlots; always below MinSlots (GPU classes: on a
+// healthy device); workflow pollers
 // never starve (each queue kind gets its first slot whatever the readings
 // say, and neither takes the last slot while the other holds none); stale
 // readings admit nothing more; the ramp throttle spaces admissions; a
@@ -75,7 +80,11 @@ func decide(k *class, b *budget, kind int8, now int64, fresh bool) (int, Reason,
 		}
 	}
 	if k.guaranteed(kind) {
-		return b.anyDevice(k), reasonNone, 0
+		d := b.anyDevice(k)
+		if d < 0 && k.isGPU && b.allSick() {
+			return -1, ReasonUnhealthy, 0
+		}
+		return d, reasonNone, 0
 	}
 	if !fresh {
 		return -1, ReasonStale, 0

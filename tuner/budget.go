@@ -58,7 +58,8 @@ func (l *line) set(target, frac, capacity float64) {
 type budget struct {
 	cpu, mem line
 	gpu      [maxDevices]line
-	seen     [maxDevices]bool // device in the latest reading
+	seen     [maxDevices]bool   // device in the latest reading
+	sick     [maxDevices]string // why a device takes no new slots ("": it may)
 	ndev     int
 	// at is the time of the reading each line was set from (controller
 	// clock): usage for CPU and memory, the GPU reading for GPU memory.
@@ -79,7 +80,25 @@ func (b *budget) fits(k *class) (int, Reason, time.Duration) {
 	if d := b.device(k.charge[resGPU], true); d >= 0 {
 		return d, reasonNone, 0
 	}
+	if b.allSick() {
+		return -1, ReasonUnhealthy, 0
+	}
 	return -1, ReasonGPU, 0
+}
+
+// allSick reports whether the latest reading has devices and every one is
+// unhealthy.
+func (b *budget) allSick() bool {
+	n := 0
+	for i := 0; i < b.ndev; i++ {
+		if b.seen[i] {
+			if b.sick[i] == "" {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
 }
 
 // anyDevice returns the device a slot admitted regardless of resources is
@@ -91,12 +110,12 @@ func (b *budget) anyDevice(k *class) int {
 	return b.device(k.charge[resGPU], false)
 }
 
-// device returns the device in the latest reading with the most room, only
-// among those where cost fits if mustFit; -1 if none.
+// device returns the healthy device in the latest reading with the most
+// room, only among those where cost fits if mustFit; -1 if none.
 func (b *budget) device(cost float64, mustFit bool) int {
 	best, most := -1, 0.0
 	for i := 0; i < b.ndev; i++ {
-		if !b.seen[i] {
+		if !b.seen[i] || b.sick[i] != "" {
 			continue
 		}
 		r := b.gpu[i].room()

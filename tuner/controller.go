@@ -54,6 +54,7 @@ type Controller struct {
 	seq         uint64 // the snapshot the budget's readings are from
 	lastUsage   time.Time
 	lastGPU     time.Time
+	health      []healthChange // device health changes not logged yet
 
 	metrics *metrics
 	sysinfo *resources.SysInfoProvider
@@ -259,7 +260,16 @@ func (c *Controller) logTransition(s *resources.Snapshot) {
 			c.sensorErr++
 		}
 	}
+	health := c.health
+	c.health = nil
 	c.mu.Unlock()
+	for _, h := range health {
+		if h.why != "" {
+			c.logger.Warn("headroom: GPU unhealthy; no new slots on it until it recovers", "device", h.uuid, "cause", h.why)
+		} else {
+			c.logger.Info("headroom: GPU healthy again; admitting on it", "device", h.uuid, "was", h.was)
+		}
+	}
 	switch {
 	case first:
 	case !ok && !was:
@@ -269,6 +279,9 @@ func (c *Controller) logTransition(s *resources.Snapshot) {
 		c.logger.Info("headroom: readings usable again; admission resumes")
 	}
 }
+
+// healthChange is a device turning unhealthy (why set) or healthy again.
+type healthChange struct{ uuid, why, was string }
 
 // addClass registers a supplier's class. Names are unique per controller:
 // they are the metrics' supplier attribute.

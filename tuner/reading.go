@@ -74,6 +74,10 @@ func (c *Controller) setBudget(s *resources.Snapshot) {
 			continue
 		}
 		b.seen[i] = true
+		if d.Unhealthy != b.sick[i] {
+			c.health = append(c.health, healthChange{uuid: d.UUID, why: d.Unhealthy, was: b.sick[i]})
+			b.sick[i] = d.Unhealthy
+		}
 		total := float64(d.TotalBytes)
 		b.gpu[i].set(c.target[resGPU], float64(d.UsedBytes)/total, total)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,33 +22,6 @@ import (
 	"github.com/headroomhq/headroom/tuner"
 )
 
-// countingLogger counts the messages logged at each level (an SDK
-// log.Logger).
-type countingLogger struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *countingLogger) add(level, msg string) {
-	l.mu.Lock()
-	l.lines = append(l.lines, level+" "+msg)
-	l.mu.Unlock()
-}
-func (l *countingLogger) Debug(string, ...any)       {}
-func (l *countingLogger) Info(msg string, _ ...any)  { l.add("INFO", msg) }
-func (l *countingLogger) Warn(msg string, _ ...any)  { l.add("WARN", msg) }
-func (l *countingLogger) Error(msg string, _ ...any) { l.add("ERROR", msg) }
-func (l *countingLogger) count(sub string) (n int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, s := range l.lines {
-		if strings.Contains(s, sub) {
-			n++
-		}
-	}
-	return n
-}
-
 // TestReadingsFailingMidRun: a pool's readings fail for 3 s while 40
 // activities run on a real server. Admission closes to MinSlots while they
 // fail (one activity at a time), resumes when they recover, every activity
@@ -60,7 +31,7 @@ func TestReadingsFailingMidRun(t *testing.T) {
 	srv := temporaltest.NewServer(temporaltest.WithT(t))
 	c := srv.GetDefaultClient()
 	src := testutil.NewSource(resources.Usage{CPU: 0.1, CPUCores: 4, Memory: 0.3, MemoryBytes: 3 << 30, MemoryLimitBytes: 10 << 30})
-	logs := &countingLogger{}
+	logs := &testutil.RecordingLogger{}
 	ctrl, err := tuner.NewController(tuner.ControllerOptions{Source: src, TargetMemory: 0.8, SampleInterval: 100 * time.Millisecond,
 		StaleAfter: 500 * time.Millisecond, Logger: logs})
 	require.NoError(t, err)
@@ -129,13 +100,13 @@ func TestReadingsFailingMidRun(t *testing.T) {
 	healedFlag.Store(true)
 
 	require.NoError(t, run.Get(ctx, nil), "every activity completes")
-	t.Logf("peak %d, while readings failed %d, after %d; done %v after recovery; log: %v", peak.Load(), peakFailing.Load(), peakHealed.Load(), time.Since(healed).Round(time.Millisecond), logs.lines)
+	t.Logf("peak %d, while readings failed %d, after %d; done %v after recovery; log: %v", peak.Load(), peakFailing.Load(), peakHealed.Load(), time.Since(healed).Round(time.Millisecond), logs.Lines())
 	assert.LessOrEqual(t, peakFailing.Load(), int64(preset.Activity.MinSlots), "while the readings fail, MinSlots only")
 	assert.Greater(t, peakHealed.Load(), int64(preset.Activity.MinSlots), "admission resumes when they recover")
 	w.Stop()
 	stopped = true
 	act, wf := tu.Stats()
 	assert.Zero(t, act.Issued+wf.Issued, "nothing reserved")
-	assert.Equal(t, 1, logs.count("readings unusable"), "one warning for the failure, not one per reading")
-	assert.Equal(t, 1, logs.count("readings usable again"), fmt.Sprint(logs.lines))
+	assert.Equal(t, 1, logs.Count("readings unusable"), "one warning for the failure, not one per reading")
+	assert.Equal(t, 1, logs.Count("readings usable again"), fmt.Sprint(logs.Lines()))
 }

@@ -109,21 +109,11 @@ func (m *memCgroup) remove(t *testing.T) {
 
 // oomKills is the cgroup's own count of OOM kills.
 func (m *memCgroup) oomKills(t *testing.T) int {
-	f := "memory.oom_control"
-	if m.v2 {
-		f = "memory.events"
+	n, err := m.cg.OOMKills()
+	if err != nil {
+		t.Skipf("no OOM kill count: %v", err)
 	}
-	b, err := os.ReadFile(filepath.Join(m.dir, f))
-	require.NoError(t, err)
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, " "); ok && k == "oom_kill" {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			require.NoError(t, err)
-			return n
-		}
-	}
-	t.Skipf("%s has no oom_kill count (kernel older than 4.13)", f)
-	return 0
+	return int(n)
 }
 
 // Read implements resources.Source over the test's cgroup (memory only).
