@@ -11,16 +11,17 @@ import (
 // Metric names. All are asynchronous (observed at collection), so the slot
 // hot path pays nothing for them.
 const (
-	MetricUsage          = "headroom.resource.usage"   // gauge, fraction; attrs resource, device
-	MetricTarget         = "headroom.resource.target"  // gauge, fraction; attr resource
-	MetricSlotsIssued    = "headroom.slots.issued"     // gauge; attr supplier
-	MetricSlotsUsed      = "headroom.slots.used"       // gauge; attr supplier
-	MetricSlotsAvailable = "headroom.slots.available"  // gauge: MaxSlots − issued; attr supplier
-	MetricSlotsGranted   = "headroom.slots.granted"    // counter; attr supplier
-	MetricSlotsRefused   = "headroom.slots.refused"    // counter; attrs supplier, reason
-	MetricSlotCost       = "headroom.slot.cost"        // gauge, charge per slot (cores or bytes); attrs supplier, resource
-	MetricSettleTime     = "headroom.slot.settle_time" // gauge, seconds, learned; attr supplier
-	MetricSensorFailures = "headroom.sensor.failures"  // counter of transitions into unusable readings
+	MetricUsage          = "headroom.resource.usage"    // gauge, fraction; attrs resource, device
+	MetricTarget         = "headroom.resource.target"   // gauge, fraction; attr resource
+	MetricSlotsIssued    = "headroom.slots.issued"      // gauge; attr supplier
+	MetricSlotsUsed      = "headroom.slots.used"        // gauge; attr supplier
+	MetricSlotsAvailable = "headroom.slots.available"   // gauge: slots that fit now under the targets (Stats.Fit); attr supplier
+	MetricUtilization    = "headroom.slots.utilization" // gauge: used ÷ (used + available); attr supplier
+	MetricSlotsGranted   = "headroom.slots.granted"     // counter; attr supplier
+	MetricSlotsRefused   = "headroom.slots.refused"     // counter; attrs supplier, reason
+	MetricSlotCost       = "headroom.slot.cost"         // gauge, charge per slot (cores or bytes); attrs supplier, resource
+	MetricSettleTime     = "headroom.slot.settle_time"  // gauge, seconds, learned; attr supplier
+	MetricSensorFailures = "headroom.sensor.failures"   // counter of transitions into unusable readings
 )
 
 type metrics struct{ reg metric.Registration }
@@ -33,9 +34,9 @@ func (m *metrics) close() error {
 }
 
 type instruments struct {
-	usage, target, cost, settle metric.Float64ObservableGauge
-	issued, used, avail         metric.Int64ObservableGauge
-	granted, refused, sensor    metric.Int64ObservableCounter
+	usage, target, cost, settle, util metric.Float64ObservableGauge
+	issued, used, avail               metric.Int64ObservableGauge
+	granted, refused, sensor          metric.Int64ObservableCounter
 }
 
 func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
@@ -63,7 +64,8 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 	f(&in.settle, MetricSettleTime, "s", "How long a used slot's footprint takes to grow, as learned (0: not yet)")
 	i(&in.issued, MetricSlotsIssued, "Slots issued and not yet released")
 	i(&in.used, MetricSlotsUsed, "Issued slots running a task")
-	i(&in.avail, MetricSlotsAvailable, "MaxSlots minus issued")
+	i(&in.avail, MetricSlotsAvailable, "Slots that fit now under the targets, within MaxSlots")
+	f(&in.util, MetricUtilization, "", "Slots used as a fraction of used plus available")
 	n(&in.granted, MetricSlotsGranted, "Slots granted")
 	n(&in.refused, MetricSlotsRefused, "Reservation attempts refused, by reason")
 	n(&in.sensor, MetricSensorFailures, "Transitions into unusable readings")
@@ -73,7 +75,7 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		c.observe(o, &in)
 		return nil
-	}, in.usage, in.target, in.cost, in.settle, in.issued, in.used, in.avail, in.granted, in.refused, in.sensor)
+	}, in.usage, in.target, in.cost, in.settle, in.util, in.issued, in.used, in.avail, in.granted, in.refused, in.sensor)
 	if err != nil {
 		return nil, err
 	}
@@ -104,16 +106,17 @@ func (c *Controller) observe(o metric.Observer, in *instruments) {
 	type row struct {
 		name              string
 		need              Resource
-		issued, used, max int
+		issued, used, fit int
 		granted           uint64
 		refused           [numReasons]uint64
 		charge            vec
 		settle            float64
 	}
 	c.mu.Lock()
+	c.apply(snap)
 	rows := make([]row, 0, len(c.classes))
 	for _, k := range c.classes {
-		rows = append(rows, row{k.name, k.need, k.issued, k.used, k.max, k.perm.carved, k.refused, k.charge, k.settle.Seconds()})
+		rows = append(rows, row{k.name, k.need, k.issued, k.used, c.fit(k), k.perm.carved, k.refused, k.charge, k.settle.Seconds()})
 	}
 	failures := c.sensorErr
 	c.mu.Unlock()
@@ -122,7 +125,10 @@ func (c *Controller) observe(o metric.Observer, in *instruments) {
 		sup := metric.WithAttributes(attribute.String("supplier", r.name))
 		o.ObserveInt64(in.issued, int64(r.issued), sup)
 		o.ObserveInt64(in.used, int64(r.used), sup)
-		o.ObserveInt64(in.avail, int64(r.max-r.issued), sup)
+		o.ObserveInt64(in.avail, int64(r.fit), sup)
+		if r.used+r.fit > 0 {
+			o.ObserveFloat64(in.util, float64(r.used)/float64(r.used+r.fit), sup)
+		}
 		o.ObserveInt64(in.granted, int64(r.granted), sup)
 		o.ObserveFloat64(in.settle, r.settle, sup)
 		for reason := Reason(1); reason < numReasons; reason++ {

@@ -54,7 +54,7 @@ func TestMetrics(t *testing.T) {
 	assert.Equal(t, 0.3, got[tuner.MetricUsage]["resource=cpu"])
 	assert.Equal(t, 0.8, got[tuner.MetricTarget]["resource=memory"])
 	assert.Equal(t, 1.0, got[tuner.MetricSlotsIssued]["supplier=gpu-pool"])
-	assert.Equal(t, 3.0, got[tuner.MetricSlotsAvailable]["supplier=gpu-pool"])
+	assert.Equal(t, 0.0, got[tuner.MetricSlotsAvailable]["supplier=gpu-pool"], "memory over target: nothing more fits, whatever MaxSlots says")
 	assert.Equal(t, 1.0, got[tuner.MetricSlotsRefused]["reason=memory,supplier=gpu-pool"])
 	assert.Equal(t, 1.0, got[tuner.MetricSlotsGranted]["supplier=gpu-pool"])
 	assert.Equal(t, float64(2<<20), got[tuner.MetricSlotCost]["resource=memory,supplier=gpu-pool"])

@@ -6,8 +6,12 @@ import "time"
 type Stats struct {
 	Issued, Used int
 	MaxSlots     int
-	Granted      uint64
-	Refused      map[Reason]uint64
+	// Fit is how many more slots fit now under the targets (within
+	// MaxSlots): the capacity left for this class, for autoscalers.
+	// Utilization is Used ÷ (Used + Fit).
+	Fit     int
+	Granted uint64
+	Refused map[Reason]uint64
 	// Cost is what one slot is charged now: the declared cost times two
 	// until the readings confirm it, then what they show (see
 	// SlotSupplierOptions.Cost).
@@ -24,7 +28,8 @@ func (s *SlotSupplier) Stats() Stats {
 	st := Stats{MaxSlots: s.max, Refused: make(map[Reason]uint64)}
 	s.c.mu.Lock()
 	k := s.k
-	st.Issued, st.Used, st.Granted = k.issued, k.used, k.perm.carved
+	s.c.apply(s.c.monitor.Snapshot())
+	st.Issued, st.Used, st.Granted, st.Fit = k.issued, k.used, k.perm.carved, s.c.fit(k)
 	st.Cost, st.Confirmed, st.SettleTime = k.charge.cost(), k.confirmed&k.need, k.settle
 	for r := Reason(1); r < numReasons; r++ {
 		if n := k.refused[r]; n > 0 {
