@@ -6,6 +6,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/semconv/v1.40.0/hwconv"
 )
 
 // Metric names. All are asynchronous (observed at collection), so the slot
@@ -37,6 +39,8 @@ type instruments struct {
 	usage, target, cost, settle, util metric.Float64ObservableGauge
 	issued, used, avail               metric.Int64ObservableGauge
 	granted, refused, sensor          metric.Int64ObservableCounter
+	gpuUsage, gpuLimit, status        metric.Int64ObservableUpDownCounter
+	gpuUtil                           metric.Float64ObservableGauge
 }
 
 func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
@@ -69,13 +73,23 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 	n(&in.granted, MetricSlotsGranted, "Slots granted")
 	n(&in.refused, MetricSlotsRefused, "Reservation attempts refused, by reason")
 	n(&in.sensor, MetricSensorFailures, "Transitions into unusable readings")
+	ud := func(dst *metric.Int64ObservableUpDownCounter, name, unit, desc string) {
+		g, err := meter.Int64ObservableUpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		*dst = g
+		errs = append(errs, err)
+	}
+	ud(&in.gpuUsage, hwconv.GpuMemoryUsage{}.Name(), hwconv.GpuMemoryUsage{}.Unit(), hwconv.GpuMemoryUsage{}.Description())
+	ud(&in.gpuLimit, hwconv.GpuMemoryLimit{}.Name(), hwconv.GpuMemoryLimit{}.Unit(), hwconv.GpuMemoryLimit{}.Description())
+	ud(&in.status, hwconv.Status{}.Name(), hwconv.Status{}.Unit(), hwconv.Status{}.Description())
+	f(&in.gpuUtil, hwconv.GpuMemoryUtilization{}.Name(), hwconv.GpuMemoryUtilization{}.Unit(), hwconv.GpuMemoryUtilization{}.Description())
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		c.observe(o, &in)
 		return nil
-	}, in.usage, in.target, in.cost, in.settle, in.util, in.issued, in.used, in.avail, in.granted, in.refused, in.sensor)
+	}, in.usage, in.target, in.cost, in.settle, in.util, in.issued, in.used, in.avail, in.granted, in.refused, in.sensor,
+		in.gpuUsage, in.gpuLimit, in.status, in.gpuUtil)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +111,15 @@ func (c *Controller) observe(o metric.Observer, in *instruments) {
 	}
 	for _, d := range snap.GPUs {
 		o.ObserveFloat64(in.usage, d.Used(), metric.WithAttributes(attribute.String("resource", "gpu_memory"), attribute.String("device", d.UUID)))
+		hw := metric.WithAttributes(semconv.HwID(d.UUID), semconv.HwName(d.Name), semconv.HwVendor("NVIDIA"))
+		o.ObserveInt64(in.gpuUsage, int64(d.UsedBytes), hw)
+		o.ObserveInt64(in.gpuLimit, int64(d.TotalBytes), hw)
+		o.ObserveFloat64(in.gpuUtil, d.Used(), hw)
+		state := semconv.HwStateOk
+		if d.Unhealthy != "" {
+			state = semconv.HwStateFailed
+		}
+		o.ObserveInt64(in.status, 1, metric.WithAttributes(semconv.HwID(d.UUID), semconv.HwName(d.Name), semconv.HwTypeGpu, state))
 	}
 	for r := res(0); r < numRes; r++ {
 		if c.target[r] > 0 {
