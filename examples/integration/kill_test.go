@@ -34,6 +34,7 @@ import (
 const (
 	workerProcessEnv   = "HEADROOM_IT_WORKER_ADDRESS"
 	workerNamespaceEnv = "HEADROOM_IT_WORKER_NAMESPACE"
+	workerDrainEnv     = "HEADROOM_IT_WORKER_DRAIN" // the preset's DrainWindow, if set
 )
 
 // workerProcess is a GPU pool worker process: a pool.NewWorker worker on
@@ -57,6 +58,9 @@ func workerProcess() int {
 	defer ctrl.Close()
 	preset := pool.PresetFor(queues.GPU)
 	preset.Activity.Cost = tuner.Cost{GPUMemoryBytes: 1 << 30, MemoryBytes: 1 << 20}
+	if d, err := time.ParseDuration(os.Getenv(workerDrainEnv)); err == nil {
+		preset.DrainWindow = d
+	}
 	w, tu, err := pool.NewWorker(c, queues.Default(), queues.GPUMLInference, ctrl, preset, worker.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -95,10 +99,11 @@ func workerProcess() int {
 
 // startWorkerProcess starts workerProcess and returns it with its output's
 // lines.
-func startWorkerProcess(t *testing.T, srv *temporaltest.TestServer) (*exec.Cmd, <-chan string) {
+func startWorkerProcess(t *testing.T, srv *temporaltest.TestServer, env ...string) (*exec.Cmd, <-chan string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), workerProcessEnv+"="+srv.GetFrontendHostPort(), workerNamespaceEnv+"="+srv.GetDefaultNamespace())
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -177,4 +182,53 @@ func TestKilledGPUWorkerIsRetriedWithinTheHeartbeatTimeout(t *testing.T) {
 
 	require.NoError(t, second.Process.Signal(syscall.SIGINT))
 	assert.NoError(t, second.Wait(), "a drained worker exits 0 with nothing reserved")
+}
+
+// TestInterruptedGPUWorkerDrainsReportsAndExits: SIGINT to a GPU worker
+// process whose activity runs longer than its drain window (3 s here; the
+// preset's is 1 min). The process cancels the activity at the window's end,
+// reports it, and exits 0 with nothing reserved; the activity runs again on
+// a second worker process within 10 s of the window's end, not at the
+// heartbeat timeout.
+func TestInterruptedGPUWorkerDrainsReportsAndExits(t *testing.T) {
+	srv := temporaltest.NewServer(temporaltest.WithT(t))
+	c := srv.GetDefaultClient()
+	const window = 3 * time.Second
+	startPlain(t, c, "Trained", func(ctx workflow.Context) (int32, error) {
+		ctx = workflow.WithActivityOptions(ctx, routing.Options(queues.GPUMLInference))
+		var attempt int32
+		err := workflow.ExecuteActivity(ctx, "Train").Get(ctx, &attempt)
+		return attempt, err
+	}, nil)
+
+	first, lines := startWorkerProcess(t, srv, workerDrainEnv+"="+window.String())
+	await(t, lines, "polling", time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: "plain"}, "Trained")
+	require.NoError(t, err)
+	await(t, lines, "started attempt 1", time.Minute) // 20 s of work
+	second, lines2 := startWorkerProcess(t, srv, workerDrainEnv+"="+window.String())
+	await(t, lines2, "polling", time.Minute)
+
+	require.NoError(t, first.Process.Signal(syscall.SIGINT))
+	interrupted := time.Now()
+	exited := make(chan error, 1)
+	go func() { exited <- first.Wait() }()
+	await(t, lines2, "started attempt 2", time.Minute)
+	retried := time.Since(interrupted)
+	select {
+	case err := <-exited:
+		assert.NoError(t, err, "the interrupted worker exits 0 with nothing reserved")
+	case <-time.After(window + 30*time.Second):
+		t.Fatal("the interrupted worker did not exit")
+	}
+	t.Logf("retried on the second worker %v after SIGINT (drain window %v)", retried.Round(10*time.Millisecond), window)
+	assert.Less(t, retried, window+10*time.Second, "running again within 10 s of the window's end")
+
+	var attempt int32
+	require.NoError(t, run.Get(ctx, &attempt))
+	assert.Equal(t, int32(2), attempt)
+	require.NoError(t, second.Process.Signal(syscall.SIGINT))
+	assert.NoError(t, second.Wait())
 }
