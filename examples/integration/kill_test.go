@@ -121,6 +121,18 @@ func startWorkerProcess(t *testing.T, srv *temporaltest.TestServer, env ...strin
 	return cmd, lines
 }
 
+// startTrained runs the workflow "Trained": the GPU class's "Train"
+// activity, returning the attempt that succeeded.
+func startTrained(t *testing.T, c client.Client) {
+	t.Helper()
+	startPlain(t, c, "Trained", func(ctx workflow.Context) (int32, error) {
+		ctx = workflow.WithActivityOptions(ctx, routing.Options(queues.GPUMLInference))
+		var attempt int32
+		err := workflow.ExecuteActivity(ctx, "Train").Get(ctx, &attempt)
+		return attempt, err
+	}, nil)
+}
+
 // await waits for a line of lines starting with prefix.
 func await(t *testing.T, lines <-chan string, prefix string, within time.Duration) {
 	t.Helper()
@@ -152,12 +164,7 @@ func TestKilledGPUWorkerIsRetriedWithinTheHeartbeatTimeout(t *testing.T) {
 	hb := routing.ClassDefaults(queues.GPU).HeartbeatTimeout
 	require.LessOrEqual(t, hb, 30*time.Second, "the GPU class's default heartbeat timeout")
 
-	startPlain(t, c, "Trained", func(ctx workflow.Context) (int32, error) {
-		ctx = workflow.WithActivityOptions(ctx, routing.Options(queues.GPUMLInference))
-		var attempt int32
-		err := workflow.ExecuteActivity(ctx, "Train").Get(ctx, &attempt)
-		return attempt, err
-	}, nil)
+	startTrained(t, c)
 
 	first, lines := startWorkerProcess(t, srv)
 	await(t, lines, "polling", time.Minute)
@@ -194,12 +201,7 @@ func TestInterruptedGPUWorkerDrainsReportsAndExits(t *testing.T) {
 	srv := temporaltest.NewServer(temporaltest.WithT(t))
 	c := srv.GetDefaultClient()
 	const window = 3 * time.Second
-	startPlain(t, c, "Trained", func(ctx workflow.Context) (int32, error) {
-		ctx = workflow.WithActivityOptions(ctx, routing.Options(queues.GPUMLInference))
-		var attempt int32
-		err := workflow.ExecuteActivity(ctx, "Train").Get(ctx, &attempt)
-		return attempt, err
-	}, nil)
+	startTrained(t, c)
 
 	first, lines := startWorkerProcess(t, srv, workerDrainEnv+"="+window.String())
 	await(t, lines, "polling", time.Minute)
