@@ -62,18 +62,25 @@ var (
 // governed here), or "" for none. oomKilled is whether the kernel's OOM
 // killer killed a process in the worker's cgroup while the activity ran: a
 // child that died of SIGKILL then died of it. An error that already is
-// routing.ResourceExhausted names its resource itself.
+// routing.ResourceExhausted names its resource itself; an application error
+// of any other type is the activity's own classification and left alone.
 func exhaustion(err error, oomKilled bool) string {
 	if err == nil {
 		return ""
 	}
 	var app *temporal.ApplicationError
-	if errors.As(err, &app) && app.Type() == routing.ResourceExhaustedType {
-		var name string
-		if app.HasDetails() && app.Details(&name) == nil {
-			return name
+	if errors.As(err, &app) {
+		switch app.Type() {
+		case routing.ResourceExhaustedType:
+			var name string
+			if app.HasDetails() && app.Details(&name) == nil {
+				return name
+			}
+			return "memory"
+		case "":
+		default:
+			return "" // the activity classified its error itself
 		}
-		return "memory"
 	}
 	var canceled *temporal.CanceledError
 	if errors.As(err, &canceled) {

@@ -46,6 +46,8 @@ func TestExhaustion(t *testing.T) {
 		{"child failed during an OOM kill elsewhere", failed, true, ""},
 		{"already classified", routing.ResourceExhausted("gpu_memory", errors.New("x")), false, "gpu_memory"},
 		{"cancelled", temporal.NewCanceledError("out of memory"), false, ""},
+		{"classified by the activity", temporal.NewNonRetryableApplicationError("would run out of memory", "InputTooLarge", nil), false, ""},
+		{"untyped application error", temporal.NewApplicationError("CUDA out of memory", ""), false, "gpu_memory"},
 		{"unrelated", fs.ErrNotExist, false, ""},
 		{"nil", nil, true, ""},
 	} {
