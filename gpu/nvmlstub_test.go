@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,7 +18,7 @@ import (
 )
 
 // buildStub compiles testdata/nvmlstub.c into dir/libnvidia-ml.so.1.
-func buildStub(t *testing.T, withV2 bool) string {
+func buildStub(t *testing.T, withV2 bool, defines ...string) string {
 	t.Helper()
 	cc, err := exec.LookPath("gcc")
 	if err != nil {
@@ -31,6 +32,7 @@ func buildStub(t *testing.T, withV2 bool) string {
 	if withV2 {
 		args = append([]string{"-DWITH_V2"}, args...)
 	}
+	args = append(defines, args...)
 	out, err := exec.Command(cc, args...).CombinedOutput()
 	require.NoError(t, err, "build stub: %s", out)
 	return lib
@@ -118,4 +120,39 @@ func TestStubLibraryMissing(t *testing.T) {
 	assert.True(t, res.NoGPU, res.Err)
 	assert.Contains(t, res.Err, "not found")
 	assert.Empty(t, calls)
+}
+
+// Health through the real cgo path: a driver that exports the event and
+// health calls. A critical Xid gates its device only, an application Xid
+// does not, a pending row remap gates, and the event set is freed before
+// Shutdown. (The stub without -DWITH_HEALTH is a driver without them: the
+// tests above show it reads memory and makes none of these calls.)
+func TestStubHealth(t *testing.T) {
+	lib := buildStub(t, true, "-DWITH_HEALTH")
+	unhealthy := func(env ...string) ([]string, []string) {
+		res, calls := runStub(t, lib, env...)
+		require.Empty(t, res.Err)
+		require.Len(t, res.Devices, 2)
+		return []string{res.Devices[0].Unhealthy, res.Devices[1].Unhealthy}, calls
+	}
+	got, calls := unhealthy("NVML_STUB_XID=79")
+	assert.Empty(t, got[0])
+	assert.Contains(t, got[1], "Xid 79", "a critical Xid gates the device it names")
+	assert.Contains(t, calls, "nvmlDeviceRegisterEvents")
+	i := slices.Index(calls, "nvmlEventSetFree")
+	assert.True(t, i >= 0 && i < slices.Index(calls, "nvmlShutdown"), "the event set is freed before Shutdown: %v", calls)
+
+	got, _ = unhealthy("NVML_STUB_XID=13")
+	assert.Equal(t, []string{"", ""}, got, "an application Xid does not gate")
+
+	got, _ = unhealthy("NVML_STUB_REMAP_PENDING=0")
+	assert.Contains(t, got[0], "row remap pending")
+	assert.Empty(t, got[1])
+}
+
+func TestStubWithoutHealthMakesNoHealthCalls(t *testing.T) {
+	_, calls := runStub(t, buildStub(t, true))
+	for _, c := range calls {
+		assert.NotContains(t, []string{"nvmlEventSetCreate", "nvmlDeviceGetRemappedRows", "nvmlDeviceGetTotalEccErrors"}, c)
+	}
 }

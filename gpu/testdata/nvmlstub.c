@@ -70,3 +70,58 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m) {
 	return 0;
 }
 #endif
+#ifdef WITH_HEALTH
+/* Health calls. NVML_STUB_XID=N queues one critical Xid N event on device 1;
+ * NVML_STUB_REMAP_PENDING=i makes device i report a pending row remap. */
+typedef struct nvmlEventSet_st *nvmlEventSet_t;
+typedef struct {
+	nvmlDevice_t device;
+	unsigned long long eventType, eventData;
+	unsigned int gpuInstanceId, computeInstanceId;
+} nvmlEventData_t;
+static struct nvmlEventSet_st { int queued; } eventSet;
+
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set) {
+	logcall("nvmlEventSetCreate");
+	eventSet.queued = getenv("NVML_STUB_XID") != NULL;
+	*set = &eventSet;
+	return 0;
+}
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types, nvmlEventSet_t set) {
+	logcall("nvmlDeviceRegisterEvents");
+	return 0;
+}
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms) {
+	logcall("nvmlEventSetWait_v2");
+	if (!set->queued) return 10; /* TIMEOUT */
+	set->queued = 0;
+	memset(data, 0, sizeof *data);
+	data->device = &devices[1];
+	data->eventType = 8; /* nvmlEventTypeXidCriticalError */
+	data->eventData = strtoull(getenv("NVML_STUB_XID"), NULL, 10);
+	return 0;
+}
+nvmlReturn_t nvmlEventSetWait(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms) {
+	return nvmlEventSetWait_v2(set, data, timeoutms);
+}
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) { logcall("nvmlEventSetFree"); return 0; }
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, int errorType, int counterType, unsigned long long *n) {
+	logcall("nvmlDeviceGetTotalEccErrors");
+	*n = 0;
+	return 0;
+}
+nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t d, unsigned int *corr, unsigned int *unc, unsigned int *pending, unsigned int *failed) {
+	logcall("nvmlDeviceGetRemappedRows");
+	const char *p = getenv("NVML_STUB_REMAP_PENDING");
+	*corr = 0;
+	*unc = 0;
+	*pending = p && atoi(p) == d->index;
+	*failed = 0;
+	return 0;
+}
+nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t d, int *pending) {
+	logcall("nvmlDeviceGetRetiredPagesPendingStatus");
+	*pending = 0;
+	return 0;
+}
+#endif
