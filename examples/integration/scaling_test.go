@@ -1,0 +1,111 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"go.temporal.io/server/temporaltest"
+
+	"github.com/headroomhq/headroom/gpu"
+	"github.com/headroomhq/headroom/internal/testutil"
+	"github.com/headroomhq/headroom/pool"
+	"github.com/headroomhq/headroom/queues"
+	"github.com/headroomhq/headroom/resources"
+	"github.com/headroomhq/headroom/scaling"
+	"github.com/headroomhq/headroom/tuner"
+)
+
+// TestDesiredReplicasFromTheServersBacklog: 200 workflows queue GPU work
+// with no GPU worker running. The desired GPU replicas, from the server's
+// backlog alone, are ⌈backlog ÷ per-replica capacity⌉. As two replicas start
+// the backlog drains and the desired count falls, never below what the slots
+// in use need; it reaches zero only once the queue is empty and no slot is
+// held.
+func TestDesiredReplicasFromTheServersBacklog(t *testing.T) {
+	srv := temporaltest.NewServer(temporaltest.WithT(t))
+	c := srv.GetDefaultClient()
+	const n, per = 200, 7
+	policy := scaling.Policy{Max: 50, PerReplica: per, ScaleDownWindow: time.Second}
+	reader, err := scaling.NewReader(c, srv.GetDefaultNamespace(), queues.GPUMLInference.Name, 200*time.Millisecond)
+	require.NoError(t, err)
+	startPlain(t, c, "OneLoad", func(ctx workflow.Context) error {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{TaskQueue: queues.GPUMLInference.Name, StartToCloseTimeout: time.Minute})
+		return workflow.ExecuteActivity(ctx, "Load").Get(ctx, nil)
+	}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var runs []client.WorkflowRun
+	for i := range n {
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("load-%d", i), TaskQueue: "plain"}, "OneLoad")
+		require.NoError(t, err)
+		runs = append(runs, run)
+	}
+	var st scaling.QueueStats
+	require.Eventually(t, func() bool {
+		st, err = reader.Read(ctx)
+		return err == nil && st.Backlog >= n
+	}, 30*time.Second, 100*time.Millisecond, "the server reports the backlog (last %+v, %v)", st, err)
+	want, err := scaling.Desired(scaling.Signal{Backlog: st.Backlog}, policy)
+	require.NoError(t, err)
+	assert.Equal(t, int((st.Backlog+per-1)/per), want, "⌈backlog ÷ per-replica capacity⌉ with no worker running")
+	t.Logf("no worker: backlog %d, age %v, desired %d", st.Backlog, st.BacklogAge.Round(time.Millisecond), want)
+
+	var tuners []*tuner.Tuner
+	for i := range 2 {
+		ctrl, err := tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.9, TargetGPUMemory: 0.85, Logger: testutil.NopLogger,
+			Source: testutil.NewSource(resources.Usage{Memory: 0.2, MemoryLimitBytes: 64 << 30}),
+			GPU:    testutil.NewGPU(gpu.Device{UUID: fmt.Sprintf("GPU-%d", i), TotalBytes: 80 << 30})})
+		require.NoError(t, err)
+		defer ctrl.Close()
+		preset := pool.PresetFor(queues.GPU)
+		preset.Activity.Cost = tuner.Cost{GPUMemoryBytes: 1 << 30, MemoryBytes: 1 << 20}
+		preset.Activity.RampThrottle, preset.ActivityPollers = 20*time.Millisecond, 4
+		w, tu, err := pool.NewWorker(c, queues.Default(), queues.GPUMLInference, ctrl, preset, worker.Options{})
+		require.NoError(t, err)
+		defer tu.Close()
+		w.RegisterActivityWithOptions(func(context.Context) error { time.Sleep(300 * time.Millisecond); return nil }, activityName("Load"))
+		require.NoError(t, w.Start())
+		defer w.Stop()
+		tuners = append(tuners, tu)
+	}
+	rec, err := scaling.NewRecommender(policy)
+	require.NoError(t, err)
+	last, peakInUse := want, 0
+	var trace []string
+	for done := false; !done; {
+		time.Sleep(250 * time.Millisecond)
+		st, err := reader.Read(ctx)
+		require.NoError(t, err)
+		inUse, capacity := 0, 0
+		for _, tu := range tuners {
+			a, _ := tu.Stats()
+			inUse += a.Used
+			capacity = max(capacity, a.Issued+a.Fit)
+		}
+		peakInUse = max(peakInUse, inUse)
+		s := scaling.Signal{Backlog: st.Backlog, InUse: inUse, PerReplica: capacity}
+		got := rec.Recommend(time.Now(), s)
+		trace = append(trace, fmt.Sprintf("%d/%d/%d→%d", st.Backlog, inUse, capacity, got))
+		assert.GreaterOrEqual(t, got, (inUse+capacity-1)/max(capacity, 1), "never fewer than the slots in use need: %+v", s)
+		if got == 0 {
+			assert.Zero(t, st.Backlog, "zero only with the queue empty")
+			assert.Zero(t, inUse, "and no slot held")
+			done = true
+		}
+		last = got
+		require.NoError(t, ctx.Err(), "never scaled to zero: %v", trace)
+	}
+	t.Logf("backlog/in use/per replica→desired: %v", trace)
+	assert.Zero(t, last)
+	assert.Positive(t, peakInUse)
+	for _, r := range runs {
+		require.NoError(t, r.Get(ctx, nil))
+	}
+}
