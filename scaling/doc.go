@@ -9,8 +9,9 @@
 //
 //   - enough replicas for the backlog plus the slots in use, at the
 //     per-replica capacity, within Policy.Min and Policy.Max;
-//   - never fewer than the slots in use need: a pool whose slots are all
-//     busy while the backlog reads 0 is not scaled in mid-work;
+//   - never fewer than the slots in use need, nor than the replicas that
+//     have one: a pool whose slots are all busy while the backlog reads 0 is
+//     not scaled in mid-work;
 //   - zero only when the queue is empty and no slot is held;
 //   - up at once, down only to the highest recommendation of the last
 //     Policy.ScaleDownWindow (the HPA's stabilization), so that it does not

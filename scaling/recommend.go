@@ -52,6 +52,11 @@ type Signal struct {
 	// included, and what more fits); 0: none runs, use the
 	// policy's.
 	PerReplica int
+	// BusyReplicas is how many replicas have a slot in use. Slots do not
+	// move between replicas, so none of those may go: the count never falls
+	// below it, and the worker's pod-deletion cost (its slots in use) steers
+	// Kubernetes to remove idle replicas first.
+	BusyReplicas int
 }
 
 // Desired is the replica count for s under p, without stabilization.
@@ -70,7 +75,7 @@ func desired(s Signal, p Policy) int {
 	inUse := int64(max(s.InUse, 0))
 	backlog := max(s.Backlog, 0)
 	need := ceilDiv(backlog+inUse, per)
-	floor := ceilDiv(inUse, per) // never scale in a replica with busy slots
+	floor := max(ceilDiv(inUse, per), int64(s.BusyReplicas)) // never scale in a replica with busy slots
 	n := min(max(need, int64(p.Min)), int64(p.Max))
 	return int(max(n, floor))
 }

@@ -29,6 +29,7 @@ func TestDesired(t *testing.T) {
 		{"busy slots, backlog 0: not scaled in", scaling.Signal{InUse: 12}, 3},
 		{"busy slots count with the backlog", scaling.Signal{Backlog: 4, InUse: 12}, 4},
 		{"one slot held keeps a replica", scaling.Signal{InUse: 1}, 1},
+		{"busy slots spread over three replicas keep three", scaling.Signal{InUse: 3, BusyReplicas: 3}, 3},
 		{"bounded by Max", scaling.Signal{Backlog: 1000, InUse: 8}, 10},
 		{"negative inputs read as zero", scaling.Signal{Backlog: -5, InUse: -1}, 0},
 	} {

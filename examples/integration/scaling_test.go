@@ -83,17 +83,20 @@ func TestDesiredReplicasFromTheServersBacklog(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 		st, err := reader.Read(ctx)
 		require.NoError(t, err)
-		inUse, capacity := 0, 0
+		inUse, capacity, busy := 0, 0, 0
 		for _, tu := range tuners {
 			a, _ := tu.Stats()
 			inUse += a.Used
+			if a.Used > 0 {
+				busy++
+			}
 			capacity = max(capacity, a.Issued+a.Fit)
 		}
 		peakInUse = max(peakInUse, inUse)
-		s := scaling.Signal{Backlog: st.Backlog, InUse: inUse, PerReplica: capacity}
+		s := scaling.Signal{Backlog: st.Backlog, InUse: inUse, PerReplica: capacity, BusyReplicas: busy}
 		got := rec.Recommend(time.Now(), s)
 		trace = append(trace, fmt.Sprintf("%d/%d/%d→%d", st.Backlog, inUse, capacity, got))
-		assert.GreaterOrEqual(t, got, (inUse+capacity-1)/max(capacity, 1), "never fewer than the slots in use need: %+v", s)
+		assert.GreaterOrEqual(t, got, max((inUse+capacity-1)/max(capacity, 1), busy), "never fewer than the slots in use need: %+v", s)
 		if got == 0 {
 			assert.Zero(t, st.Backlog, "zero only with the queue empty")
 			assert.Zero(t, inUse, "and no slot held")
