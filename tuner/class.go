@@ -96,10 +96,7 @@ func (k *class) price() {
 				c = max(c, k.learned[r])
 			}
 		}
-		if k.oom[r] > 0 {
-			c = max(c, k.oom[r]*max(0, 1-float64(k.seen-k.oomSeen)/trustLives))
-		}
-		k.charge[r] = c
+		k.charge[r] = max(c, k.oomHold(r))
 	}
 	k.probe = k.probing()
 	k.covered, k.shown = k.coversLife(), true
@@ -108,6 +105,13 @@ func (k *class) price() {
 			k.shown = false
 		}
 	}
+}
+
+// oomHold is what the latest out-of-memory still holds the charge of r at:
+// the charge it raised, giving way over trustLives lives seen since (0:
+// none).
+func (k *class) oomHold(r res) float64 {
+	return k.oom[r] * max(0, 1-float64(k.seen-k.oomSeen)/trustLives)
 }
 
 // unpriced reports whether k consumes r with neither a declared nor a

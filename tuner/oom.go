@@ -2,9 +2,7 @@ package tuner
 
 import (
 	"errors"
-	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -115,7 +113,7 @@ func (c *Controller) exhaust(k *class, r res) {
 	if !k.need.has(r) {
 		return
 	}
-	k.oom[r] = max(k.oom[r]*max(0, 1-float64(k.seen-k.oomSeen)/trustLives), unconfirmedFactor*k.charge[r])
+	k.oom[r] = max(k.oomHold(r), unconfirmedFactor*k.charge[r])
 	k.oomSeen = k.seen
 	k.price()
 	c.resum()
@@ -125,31 +123,19 @@ func (c *Controller) exhaust(k *class, r res) {
 // runs (its memory cgroup, else the host's /proc/vmstat), or nil if neither
 // tells.
 func oomKills() func() (uint64, bool) {
+	count := cgroups.HostOOMKills
 	if cg, err := cgroups.Detect(); err == nil {
 		if _, err := cg.OOMKills(); err == nil {
-			return func() (uint64, bool) {
-				n, err := cg.OOMKills()
-				return n, err == nil
-			}
+			count = cg.OOMKills
 		}
 	}
-	vmstat := func() (uint64, bool) {
-		b, err := os.ReadFile("/proc/vmstat")
-		if err != nil {
-			return 0, false
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
-				n, err := strconv.ParseUint(v, 10, 64)
-				return n, err == nil
-			}
-		}
-		return 0, false
+	if _, err := count(); err != nil {
+		return nil
 	}
-	if _, ok := vmstat(); ok {
-		return vmstat
+	return func() (uint64, bool) {
+		n, err := count()
+		return n, err == nil
 	}
-	return nil
 }
 
 // exhaust records an out-of-memory of the named resource by an activity

@@ -3,6 +3,7 @@ package cgroups
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -210,4 +211,13 @@ func TestOOMKills(t *testing.T) {
 			t.Logf("this host's cgroup: %d OOM kills", n)
 		}
 	}
+}
+
+func TestHostOOMKills(t *testing.T) {
+	if _, err := os.Stat("/proc/vmstat"); err != nil {
+		t.Skip("no /proc/vmstat")
+	}
+	n, err := HostOOMKills()
+	require.NoError(t, err, "kernels since 4.13 count oom_kill in /proc/vmstat")
+	t.Logf("host: %d OOM kills", n)
 }

@@ -281,7 +281,14 @@ func (c *CGroups) OOMKills() (uint64, error) {
 	if c.memory.v2 {
 		name = "memory.events"
 	}
-	p := filepath.Join(c.memory.path, name)
+	return oomKill(filepath.Join(c.memory.path, name))
+}
+
+// HostOOMKills returns how many processes the kernel's OOM killer has killed
+// on the host: "oom_kill" of /proc/vmstat (kernel 4.13 and later).
+func HostOOMKills() (uint64, error) { return oomKill("/proc/vmstat") }
+
+func oomKill(p string) (uint64, error) {
 	kv, err := readKeyed(p)
 	if err != nil {
 		return 0, err
