@@ -20,6 +20,15 @@ type Device struct {
 	// Xid within NVMLOptions.HealthQuiet, uncorrectable ECC errors, a
 	// pending page retirement or row remap. "": nothing known against it.
 	Unhealthy string
+	// Encoder is the hardware video encoder as read (Encoder.Known false:
+	// none, or the driver does not say).
+	Encoder Encoder
+	// TemperatureC is the GPU's temperature in °C; 0: not read.
+	TemperatureC int
+	// Slowdown lists the heat and power slowdowns of its clocks in effect
+	// ("hw thermal", "power brake", "hw", "sw thermal"); "": none, or not
+	// read. It does not make the device Unhealthy: work on it runs, slower.
+	Slowdown string
 }
 
 // Used is the fraction of capacity in use, 0 for a device without capacity.

@@ -4,6 +4,8 @@ package gpu
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +36,12 @@ type sickness struct {
 func newSickLib(gpus ...fakeGPU) *sickLib {
 	l := &sickLib{fakeLib: newFakeLib(true, gpus...), handles: map[string]nvml.Device{}, state: map[string]*sickness{}}
 	l.ExtensionsFunc = func() nvml.ExtendedInterface {
-		return &mock.ExtendedInterface{LookupSymbolFunc: func(string) error { return nil }}
+		return &mock.ExtendedInterface{LookupSymbolFunc: func(s string) error {
+			if s == "nvmlDeviceGetMemoryInfo_v2" || slices.Contains(healthSymbols, s) {
+				return nil
+			}
+			return errors.New("undefined symbol " + s)
+		}}
 	}
 	set := &mock.EventSet{
 		WaitFunc: func(uint32) (nvml.EventData, nvml.Return) {

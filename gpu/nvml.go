@@ -30,6 +30,7 @@ type NVMLSource struct {
 	retryAt time.Time
 	closed  bool
 	health  health
+	has     map[string]bool // encoder and thermal calls the library exports (at Init)
 }
 
 // NewNVMLSource loads NVML and checks that at least one selected device can be
@@ -74,6 +75,10 @@ func (s *NVMLSource) init() error {
 	s.inited = true
 	s.hasV2 = s.lib.Extensions().LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil
 	s.health.start(s.lib)
+	s.has = map[string]bool{}
+	for _, sym := range append(encoderSymbols, thermalSymbols...) {
+		s.has[sym] = s.lib.Extensions().LookupSymbol(sym) == nil
+	}
 	return nil
 }
 
@@ -186,9 +191,11 @@ func (s *NVMLSource) read() ([]Device, error) {
 			return nil, err
 		}
 		if isMIG {
-			why := s.health.of(h, uuid, now) // a MIG device is as healthy as its GPU
+			// A MIG device is as healthy, and as hot, as its GPU.
+			why := s.health.of(h, uuid, now)
+			temp, slow := thermal(h, s.has)
 			for j := range migs {
-				migs[j].Unhealthy = why
+				migs[j].Unhealthy, migs[j].TemperatureC, migs[j].Slowdown = why, temp, slow
 			}
 			devs = append(devs, migs...)
 			continue
@@ -196,7 +203,8 @@ func (s *NVMLSource) read() ([]Device, error) {
 		if !s.sel.match(i, uuid, "") {
 			continue
 		}
-		d := Device{UUID: uuid, Index: i, Name: name, Unhealthy: s.health.of(h, uuid, now)}
+		d := Device{UUID: uuid, Index: i, Name: name, Unhealthy: s.health.of(h, uuid, now), Encoder: encoder(h, s.has)}
+		d.TemperatureC, d.Slowdown = thermal(h, s.has)
 		ok, err := s.memory(h, &d)
 		if err != nil {
 			return nil, err

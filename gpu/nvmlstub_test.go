@@ -150,9 +150,33 @@ func TestStubHealth(t *testing.T) {
 	assert.Empty(t, got[1])
 }
 
+// A driver without the health, encoder and thermal calls: memory is read,
+// none of them is called, and the encoder is reported unknown.
 func TestStubWithoutHealthMakesNoHealthCalls(t *testing.T) {
-	_, calls := runStub(t, buildStub(t, true))
+	res, calls := runStub(t, buildStub(t, true))
 	for _, c := range calls {
-		assert.NotContains(t, []string{"nvmlEventSetCreate", "nvmlDeviceGetRemappedRows", "nvmlDeviceGetTotalEccErrors"}, c)
+		assert.NotContains(t, []string{"nvmlEventSetCreate", "nvmlDeviceGetRemappedRows", "nvmlDeviceGetTotalEccErrors",
+			"nvmlDeviceGetEncoderStats", "nvmlDeviceGetTemperature"}, c)
 	}
+	require.Len(t, res.Devices, 2)
+	assert.False(t, res.Devices[0].Encoder.Known, "no encoder call: encoders unknown")
+}
+
+// Encoders and heat through the real cgo path: sessions, engine load and
+// capacity per codec (AV1 not supported on this board), temperature, and a
+// hardware thermal slowdown named without gating the device.
+func TestStubEncoder(t *testing.T) {
+	res, calls := runStub(t, buildStub(t, true, "-DWITH_ENCODER"), "NVML_STUB_SESSIONS=2")
+	require.Empty(t, res.Err)
+	require.Len(t, res.Devices, 2)
+	d0, d1 := res.Devices[0], res.Devices[1]
+	assert.Equal(t, Encoder{Known: true, Sessions: 2, Utilization: 25, Capacity: [numCodecs]int{90, 80, -1}}, d0.Encoder)
+	assert.Equal(t, 3, d1.Encoder.Sessions)
+	assert.Equal(t, 41, d0.TemperatureC)
+	assert.Empty(t, d0.Slowdown, "idle and the software power cap are not slowdowns")
+	assert.Equal(t, 84, d1.TemperatureC)
+	assert.Equal(t, "hw thermal", d1.Slowdown)
+	assert.Empty(t, d1.Unhealthy, "a slowdown is not a fault")
+	assert.Contains(t, calls, "nvmlDeviceGetEncoderCapacity")
+	assert.NotContains(t, calls, "nvmlDeviceGetCurrentClocksThrottleReasons", "the newer name is preferred")
 }

@@ -2,7 +2,8 @@
 // the real cgo path of go-nvml without a GPU. Every call is appended to the
 // file named by NVML_STUB_LOG so the test can assert which calls were made.
 // NVML_STUB_INIT_RET makes nvmlInit_v2 fail with that code. Built with
-// -DWITH_V2 it also exports nvmlDeviceGetMemoryInfo_v2 (a driver >= 510).
+// -DWITH_V2 it also exports nvmlDeviceGetMemoryInfo_v2 (a driver >= 510);
+// -DWITH_HEALTH the health calls; -DWITH_ENCODER the encoder and thermal ones.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,41 @@ nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t d, unsigned int *corr, unsig
 nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t d, int *pending) {
 	logcall("nvmlDeviceGetRetiredPagesPendingStatus");
 	*pending = 0;
+	return 0;
+}
+#endif
+#ifdef WITH_ENCODER
+/* Encoder and thermal calls. Device i has NVML_STUB_SESSIONS + i sessions
+ * open (default 0 + i), its encoder 25 % busy, H.264 and HEVC capacity
+ * 90 and 80 %, no AV1; device 1 is at 84 C in a hardware thermal slowdown. */
+nvmlReturn_t nvmlDeviceGetEncoderStats(nvmlDevice_t d, unsigned int *sessions, unsigned int *fps, unsigned int *latency) {
+	logcall("nvmlDeviceGetEncoderStats");
+	const char *n = getenv("NVML_STUB_SESSIONS");
+	*sessions = (n ? atoi(n) : 0) + d->index;
+	*fps = 60;
+	*latency = 1000;
+	return 0;
+}
+nvmlReturn_t nvmlDeviceGetEncoderUtilization(nvmlDevice_t d, unsigned int *util, unsigned int *periodUs) {
+	logcall("nvmlDeviceGetEncoderUtilization");
+	*util = 25;
+	*periodUs = 167000;
+	return 0;
+}
+nvmlReturn_t nvmlDeviceGetEncoderCapacity(nvmlDevice_t d, int codec, unsigned int *capacity) {
+	logcall("nvmlDeviceGetEncoderCapacity");
+	if (codec == 2) return 3; /* AV1: NOT_SUPPORTED */
+	*capacity = codec == 0 ? 90 : 80;
+	return 0;
+}
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t d, int sensor, unsigned int *temp) {
+	logcall("nvmlDeviceGetTemperature");
+	*temp = d->index ? 84 : 41;
+	return 0;
+}
+nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t d, unsigned long long *reasons) {
+	logcall("nvmlDeviceGetCurrentClocksEventReasons");
+	*reasons = d->index ? 0x40 | 0x4 : 0x1; /* hw thermal + sw power cap; idle */
 	return 0;
 }
 #endif
