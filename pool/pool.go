@@ -62,8 +62,10 @@ func PresetFor(c queues.Class) Preset {
 	case queues.VideoEncoding:
 		p.Activity = tuner.SlotSupplierOptions{
 			Name: "video-encoding", MinSlots: 1, MaxSlots: 8, RampThrottle: 200 * time.Millisecond,
-			Resources: tuner.CPU | tuner.Memory,
-			Cost:      tuner.Cost{CPUCores: 2, MemoryBytes: gib},
+			// Encoder: one NVENC session per slot where the controller
+			// governs encoders (TargetEncoder); else CPU and memory alone.
+			Resources: tuner.CPU | tuner.Memory | tuner.Encoder,
+			Cost:      tuner.Cost{CPUCores: 2, MemoryBytes: gib, EncoderSessions: 1},
 		}
 		p.ActivityPollers = 2
 		p.DrainWindow = 30 * time.Second

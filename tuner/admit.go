@@ -21,10 +21,13 @@ const (
 	// (gpu.Device.Unhealthy); not even MinSlots are admitted, so that the
 	// queue's tasks go to workers with healthy GPUs.
 	ReasonUnhealthy
+	// ReasonEncoder: no healthy device has an encoder session, or engine
+	// time, left for one more slot (encoder.go).
+	ReasonEncoder
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"none", "max", "ramp", "stale", "cpu", "memory", "gpu", "probe", "gpu_unhealthy"}
+var reasonNames = [numReasons]string{"none", "max", "ramp", "stale", "cpu", "memory", "gpu", "probe", "gpu_unhealthy", "encoder"}
 
 func (r Reason) String() string {
 	if r < numReasons {
@@ -40,8 +43,12 @@ func (r Reason) resource() Resource {
 		return CPU
 	case ReasonMemory:
 		return Memory
-	case ReasonGPU, ReasonUnhealthy:
+	case ReasonGPU:
 		return GPUMemory
+	case ReasonUnhealthy:
+		return GPUMemory | Encoder
+	case ReasonEncoder:
+		return Encoder
 	}
 	return 0
 }
@@ -81,7 +88,7 @@ func decide(k *class, b *budget, kind int8, now int64, fresh bool) (int, Reason,
 	}
 	if k.guaranteed(kind) {
 		d := b.anyDevice(k)
-		if d < 0 && k.isGPU && b.allSick() {
+		if d < 0 && k.onDevice && b.devices(k) && b.allSick() {
 			return -1, ReasonUnhealthy, 0
 		}
 		return d, reasonNone, 0

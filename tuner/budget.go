@@ -53,14 +53,17 @@ func (l *line) set(target, frac, capacity float64) {
 	l.read, l.limit = frac*capacity, target*capacity
 }
 
-// budget is the room per resource: CPU and memory, and GPU memory per
-// device index (see Controller.devIndex).
+// budget is the room per resource: CPU and memory, and GPU memory and
+// encoders per device index (see Controller.devIndex).
 type budget struct {
 	cpu, mem line
 	gpu      [maxDevices]line
-	seen     [maxDevices]bool   // device in the latest reading
-	sick     [maxDevices]string // why a device takes no new slots ("": it may)
+	enc      [maxDevices]encoderLines // encoder.go
+	seen     [maxDevices]bool         // device in the latest reading
+	sick     [maxDevices]string       // why a device takes no new slots ("": it may)
+	lost     bool                     // NVML lost the GPUs: every device is as sick
 	ndev     int
+	encoders bool // some device in the latest reading reports an encoder
 	// at is the time of the reading each line was set from (controller
 	// clock): usage for CPU and memory, the GPU reading for GPU memory.
 	usageAt, gpuAt int64
@@ -74,21 +77,34 @@ func (b *budget) fits(k *class) (int, Reason, time.Duration) {
 	if k.need.has(resCPU) && !(k.charge[resCPU] <= b.cpu.room()) {
 		return -1, ReasonCPU, 0
 	}
-	if !k.isGPU {
+	if !b.devices(k) {
 		return -1, reasonNone, 0
 	}
-	if d := b.device(k.charge[resGPU], true); d >= 0 {
+	if d := b.device(k, true); d >= 0 {
 		return d, reasonNone, 0
 	}
 	if b.allSick() {
 		return -1, ReasonUnhealthy, 0
 	}
-	return -1, ReasonGPU, 0
+	if k.need.has(resGPU) && !b.memoryFits(k) {
+		return -1, ReasonGPU, 0
+	}
+	return -1, ReasonEncoder, 0
+}
+
+// devices reports whether a slot of k is charged to a device: k consumes
+// GPU memory, or encoders and some device reports one (else the class is
+// budgeted on its other resources: encoder.go).
+func (b *budget) devices(k *class) bool {
+	return k.need.has(resGPU) || (k.need&Encoder != 0 && b.encoders)
 }
 
 // allSick reports whether the latest reading has devices and every one is
-// unhealthy.
+// unhealthy, or NVML has lost them.
 func (b *budget) allSick() bool {
+	if b.lost {
+		return true
+	}
 	n := 0
 	for i := 0; i < b.ndev; i++ {
 		if b.seen[i] {
@@ -102,29 +118,57 @@ func (b *budget) allSick() bool {
 }
 
 // anyDevice returns the device a slot admitted regardless of resources is
-// charged to: the one with the most room (-1: not a GPU class, or none).
+// charged to: the one with the most room (-1: not charged to a device, or
+// none).
 func (b *budget) anyDevice(k *class) int {
-	if !k.isGPU {
+	if !k.onDevice || !b.devices(k) {
 		return -1
 	}
-	return b.device(k.charge[resGPU], false)
+	return b.device(k, false)
 }
 
 // device returns the healthy device in the latest reading with the most
-// room, only among those where cost fits if mustFit; -1 if none.
-func (b *budget) device(cost float64, mustFit bool) int {
+// room for k (GPU memory, else encoder sessions), only among those where a
+// slot of k fits if mustFit; -1 if none.
+func (b *budget) device(k *class, mustFit bool) int {
+	if b.lost {
+		return -1
+	}
+	enc := k.need&Encoder != 0 && b.encoders
 	best, most := -1, 0.0
 	for i := 0; i < b.ndev; i++ {
-		if !b.seen[i] || b.sick[i] != "" {
+		if !b.seen[i] || b.sick[i] != "" || (enc && !b.enc[i].known) {
 			continue
 		}
-		r := b.gpu[i].room()
-		if mustFit && !(cost <= r) {
-			continue
+		var r float64
+		if k.need.has(resGPU) {
+			r = b.gpu[i].room()
+			if mustFit && !(k.charge[resGPU] <= r) {
+				continue
+			}
+		}
+		if enc {
+			if mustFit && !b.enc[i].fits(k) {
+				continue
+			}
+			if !k.need.has(resGPU) {
+				r = -b.enc[i].committed()
+			}
 		}
 		if best < 0 || r > most {
 			best, most = i, r
 		}
 	}
 	return best
+}
+
+// memoryFits reports whether one more slot of k fits some healthy device's
+// GPU memory.
+func (b *budget) memoryFits(k *class) bool {
+	for i := 0; i < b.ndev; i++ {
+		if b.seen[i] && b.sick[i] == "" && k.charge[resGPU] <= b.gpu[i].room() {
+			return true
+		}
+	}
+	return false
 }

@@ -13,6 +13,10 @@ func (c *Controller) fit(k *class) int {
 	if free <= 0 {
 		return 0
 	}
+	b := &c.b
+	if k.onDevice && b.devices(k) && b.allSick() {
+		return 0 // what decide refuses even below MinSlots
+	}
 	guaranteed := max(0, k.min-k.issued)
 	if !c.fresh(k) {
 		return min(free, guaranteed)
@@ -30,24 +34,34 @@ func (c *Controller) fit(k *class) int {
 		}
 		return int(min(room/charge, float64(math.MaxInt32)))
 	}
-	b := &c.b
 	if k.need.has(resCPU) {
 		n = min(n, per(b.cpu.room(), k.charge[resCPU]))
 	}
 	if k.need.has(resMem) {
 		n = min(n, per(b.mem.room(), k.charge[resMem]))
 	}
-	if k.isGPU {
+	if b.devices(k) {
 		g := 0
 		for i := 0; i < b.ndev; i++ {
-			if b.seen[i] && b.sick[i] == "" {
-				g = min(g+per(b.gpu[i].room(), k.charge[resGPU]), math.MaxInt32)
+			if !b.seen[i] || b.sick[i] != "" {
+				continue
 			}
+			d := math.MaxInt32
+			if k.need.has(resGPU) {
+				d = per(b.gpu[i].room(), k.charge[resGPU])
+			}
+			if e := &b.enc[i]; k.need&Encoder != 0 && b.encoders {
+				if !e.known {
+					continue
+				}
+				d = min(d, per(e.sessions.room(), k.sessions))
+				if k.load > 0 {
+					d = min(d, per(e.load.room(), k.load))
+				}
+			}
+			g = min(g+min(d, math.MaxInt32), math.MaxInt32)
 		}
 		n = min(n, g)
-	}
-	if k.isGPU && b.allSick() {
-		return 0
 	}
 	return max(n, min(free, guaranteed))
 }

@@ -23,17 +23,20 @@ const probeBase = 2
 // readings have taught about its slots. The controller owns it (guarded by
 // Controller.mu); the supplier only holds a pointer to pass back.
 type class struct {
-	id     int // index in Controller.classes
-	name   string
-	need   Resource
-	min    int
-	max    int
-	ramp   int64 // nanoseconds; 0: none
-	trust  bool
-	prior  vec // declared cost; 0: learn
-	floor  vec // learned costs never go below
-	isGPU  bool
-	closed bool
+	id       int // index in Controller.classes
+	name     string
+	need     Resource
+	min      int
+	max      int
+	ramp     int64 // nanoseconds; 0: none
+	trust    bool
+	prior    vec  // declared cost; 0: learn
+	floor    vec  // learned costs never go below
+	onDevice bool // charged to a device: consumes GPU memory or an encoder
+	closed   bool
+	// Encoder sessions and engine percent one slot holds on its device
+	// (declared, never learned; 0 unless need has Encoder).
+	sessions, load float64
 
 	// What the readings have taught (published by the controller after each
 	// reading from the learner's estimate).
@@ -68,7 +71,10 @@ func newClass(opts SlotSupplierOptions, need Resource) *class {
 	k := &class{
 		name: opts.Name, need: need, min: opts.MinSlots, max: opts.MaxSlots,
 		ramp: int64(opts.RampThrottle), trust: opts.TrustCost,
-		prior: vecOf(opts.Cost), floor: vecOf(opts.CostFloor), isGPU: need.has(resGPU), lastIssue: -1,
+		prior: vecOf(opts.Cost), floor: vecOf(opts.CostFloor), onDevice: need&(GPUMemory|Encoder) != 0, lastIssue: -1,
+	}
+	if need&Encoder != 0 {
+		k.sessions, k.load = float64(opts.Cost.EncoderSessions), opts.Cost.EncoderLoad
 	}
 	k.price()
 	return k

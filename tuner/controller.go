@@ -29,6 +29,9 @@ import (
 // everything else; see docs/design.md.
 type Controller struct {
 	target   vec // fractions; GPU per device
+	// targetEnc is TargetEncoder; 0 also where no GPU can be read (then
+	// Encoder is not governed: encoder.go).
+	targetEnc float64
 	monitor  *resources.Monitor
 	closeGPU func() error
 	logger   log.Logger
@@ -44,6 +47,11 @@ type Controller struct {
 	unused      int             // reserved slots not yet used, all classes
 	b           budget
 	devUUIDs    []string
+	devNames    []string            // product name per device index
+	sessCap     [maxDevices]float64 // encoder sessions per device; 0: no cap known
+	defaultCap  float64             // ControllerOptions.EncoderSessions
+	encNote     string              // encoder fallback to log ("": none)
+	encNoted    bool
 	waiters     list.List // of *waiter, in arrival order
 	usageOK     bool
 	gpuOK       bool
@@ -80,15 +88,21 @@ func NewController(opts ControllerOptions) (*Controller, error) {
 		lastRelease: math.MinInt64,
 	}
 	c.epoch = time.Now()
+	c.targetEnc, c.defaultCap = opts.TargetEncoder, float64(opts.EncoderSessions)
 	g := opts.GPU
-	if g == nil && opts.TargetGPUMemory > 0 {
+	if g == nil && (opts.TargetGPUMemory > 0 || opts.TargetEncoder > 0) {
 		src, err := gpu.NewNVMLSource(gpu.NVMLOptions{})
-		if err != nil {
+		switch {
+		case err == nil:
+			g, c.closeGPU = src, src.Close
+		case opts.TargetGPUMemory > 0:
 			return nil, fmt.Errorf("%w: TargetGPUMemory is set but no GPU can be read: %w", ErrInvalidOptions, err)
+		default:
+			c.targetEnc = 0
+			c.logger.Warn("headroom: TargetEncoder is set but no GPU can be read: classes that consume Encoder are budgeted on their other resources", "error", err)
 		}
-		g, c.closeGPU = src, src.Close
 	}
-	if opts.TargetGPUMemory == 0 {
+	if opts.TargetGPUMemory == 0 && c.targetEnc == 0 {
 		g = nil // not governed: spend no NVML calls on it
 	}
 	m, err := resources.NewMonitor(resources.MonitorOptions{
@@ -213,6 +227,9 @@ func (c *Controller) governed() Resource {
 			g |= 1 << r
 		}
 	}
+	if c.targetEnc > 0 {
+		g |= Encoder
+	}
 	return g
 }
 
@@ -222,7 +239,7 @@ func (c *Controller) readingErrs(s *resources.Snapshot, t time.Time) (usage, gpu
 	if g&(CPU|Memory) != 0 {
 		usage = s.UsageOK(t)
 	}
-	if g&GPUMemory != 0 {
+	if g&(GPUMemory|Encoder) != 0 {
 		gpu = s.GPUOK(t)
 	}
 	return usage, gpu
@@ -230,9 +247,10 @@ func (c *Controller) readingErrs(s *resources.Snapshot, t time.Time) (usage, gpu
 
 // judge sets whether the readings in s are usable now. Called with c.mu held.
 func (c *Controller) judge(s *resources.Snapshot) {
-	usage, gpu := c.readingErrs(s, time.Now())
+	usage, g := c.readingErrs(s, time.Now())
 	c.usageOK = !c.closed && usage == nil
-	c.gpuOK = !c.closed && gpu == nil
+	c.gpuOK = !c.closed && g == nil
+	c.b.lost = errors.Is(g, gpu.ErrGPUUnavailable)
 }
 
 // fresh reports whether the readings class k needs are usable.
@@ -243,7 +261,7 @@ func (c *Controller) fresh(k *class) bool {
 	if k.need&(CPU|Memory) != 0 && !c.usageOK {
 		return false
 	}
-	return !k.isGPU || c.gpuOK
+	return !k.onDevice || c.gpuOK
 }
 
 // logTransition logs when readings become unusable or usable again, once
@@ -260,9 +278,12 @@ func (c *Controller) logTransition(s *resources.Snapshot) {
 			c.sensorErr++
 		}
 	}
-	health := c.health
-	c.health = nil
+	health, note := c.health, c.encNote
+	c.health, c.encNote = nil, ""
 	c.mu.Unlock()
+	if note != "" {
+		c.logger.Warn(note)
+	}
 	for _, h := range health {
 		if h.why != "" {
 			c.logger.Warn("headroom: GPU unhealthy; no new slots on it until it recovers", "device", h.uuid, "cause", h.why)
@@ -273,8 +294,12 @@ func (c *Controller) logTransition(s *resources.Snapshot) {
 	switch {
 	case first:
 	case !ok && !was:
-		usage, gpu := c.readingErrs(s, time.Now())
-		c.logger.Warn("headroom: readings unusable; admitting MinSlots only until they recover", "error", cmp.Or(usage, gpu))
+		usage, g := c.readingErrs(s, time.Now())
+		if errors.Is(g, gpu.ErrGPUUnavailable) {
+			c.logger.Warn("headroom: NVML lost the GPUs; classes on them take no new slots, MinSlots included, until it is back", "error", g)
+			break
+		}
+		c.logger.Warn("headroom: readings unusable; admitting MinSlots only until they recover", "error", cmp.Or(usage, g))
 	case ok && was:
 		c.logger.Info("headroom: readings usable again; admission resumes")
 	}

@@ -166,7 +166,8 @@ func (s *SlotSupplier) done(l *lease) {
 }
 
 // Interceptor returns the worker interceptor that ties each activity to a
-// slot of this tuner: an activity of a class that consumes GPU memory runs
+// slot of this tuner: an activity of a class that consumes GPU memory or
+// encoders runs
 // with the device its slot was charged to in its context
 // ([gpu.LeaseFromContext]; [gpu.Lease.Env] for subprocesses), and from then
 // that charge stays on that device until the activity returns, whatever
@@ -175,7 +176,9 @@ func (s *SlotSupplier) done(l *lease) {
 // Python MemoryError, ENOMEM, a child killed by the OOM killer) fails with
 // routing.ResourceExhausted, which is not retried on its queue and which a
 // route escalates to its bigger class, and its class is charged more
-// (docs/design.md). Put it first in
+// (docs/design.md). An activity whose session NVENC refused (error 10)
+// teaches the controller the driver's session cap and fails as it did, so
+// that its retry waits here for a free session (encoder.go). Put it first in
 // worker.Options.Interceptors of the worker this tuner serves, so that every
 // other interceptor sees the lease; pool.NewWorker does.
 func (t *Tuner) Interceptor() interceptor.WorkerInterceptor {
@@ -226,7 +229,9 @@ func (i *leaseInbound) ExecuteActivity(ctx context.Context, in *interceptor.Exec
 		n, ok := i.w.kills()
 		killed = ok && n > kills0
 	}
-	if name := exhaustion(err, killed); name != "" {
+	if name := exhaustion(err, killed); name == "encoder" {
+		s.refusedSession(l) // its retry waits here for a session: not exhausted
+	} else if name != "" {
 		s.exhaust(name)
 		if !routing.IsResourceExhausted(err) {
 			err = routing.ResourceExhausted(name, err)

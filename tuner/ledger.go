@@ -29,6 +29,7 @@ func (c *Controller) hold(k *class, dev int) {
 	if dev >= 0 {
 		k.unusedOn[dev]++
 		c.b.gpu[dev].held += k.charge[resGPU]
+		c.b.enc[dev].add(k, 1, false)
 	}
 	if k.need.has(resCPU) {
 		c.b.cpu.held += k.charge[resCPU]
@@ -49,11 +50,13 @@ func (c *Controller) unhold(k *class, dev int) {
 		c.b.cpu.held, c.b.mem.held = 0, 0
 		for i := 0; i < c.b.ndev; i++ {
 			c.b.gpu[i].held = 0
+			c.b.enc[i].zero(false)
 		}
 		return
 	}
 	if dev >= 0 {
 		c.b.gpu[dev].held -= k.charge[resGPU]
+		c.b.enc[dev].add(k, -1, false)
 	}
 	if k.need.has(resCPU) {
 		c.b.cpu.held -= k.charge[resCPU]
@@ -78,6 +81,7 @@ func (c *Controller) use(sl *slot, now int64) {
 		k.usedOn[sl.device]++
 		c.b.gpu[sl.device].expect += k.charge[resGPU]
 		c.b.gpu[sl.device].remain += k.charge[resGPU]
+		c.b.enc[sl.device].add(k, 1, true)
 	}
 	if k.need.has(resCPU) {
 		c.b.cpu.expect += k.charge[resCPU]
@@ -110,6 +114,7 @@ func (c *Controller) unuse(sl *slot) {
 		c.b.cpu.expect, c.b.cpu.remain, c.b.mem.expect, c.b.mem.remain = 0, 0, 0, 0
 		for i := 0; i < c.b.ndev; i++ {
 			c.b.gpu[i].expect, c.b.gpu[i].remain = 0, 0
+			c.b.enc[i].zero(true)
 		}
 		if sl.device >= 0 {
 			k.usedOn[sl.device]--
@@ -120,6 +125,7 @@ func (c *Controller) unuse(sl *slot) {
 		k.usedOn[sl.device]--
 		c.b.gpu[sl.device].expect -= k.charge[resGPU]
 		c.b.gpu[sl.device].remain -= c.remaining(sl, resGPU, c.b.gpuAt)
+		c.b.enc[sl.device].add(k, -1, true)
 	}
 	if k.need.has(resCPU) {
 		c.b.cpu.expect -= k.charge[resCPU]
@@ -149,6 +155,8 @@ func (c *Controller) resum() {
 	b.mem.held, b.mem.expect, b.mem.remain = 0, 0, 0
 	for i := 0; i < b.ndev; i++ {
 		b.gpu[i].held, b.gpu[i].expect, b.gpu[i].remain = 0, 0, 0
+		b.enc[i].zero(false)
+		b.enc[i].zero(true)
 	}
 	for _, k := range c.classes {
 		unused := float64(k.issued - k.used)
@@ -161,10 +169,12 @@ func (c *Controller) resum() {
 			b.mem.held += unused * k.charge[resMem]
 			b.mem.expect += used * k.charge[resMem]
 		}
-		if k.isGPU {
+		if k.onDevice {
 			for d := 0; d < b.ndev; d++ {
 				b.gpu[d].held += float64(k.unusedOn[d]) * k.charge[resGPU]
 				b.gpu[d].expect += float64(k.usedOn[d]) * k.charge[resGPU]
+				b.enc[d].add(k, float64(k.unusedOn[d]), false)
+				b.enc[d].add(k, float64(k.usedOn[d]), true)
 			}
 		}
 	}

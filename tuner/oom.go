@@ -56,8 +56,8 @@ var (
 )
 
 // exhaustion reports which resource err says the activity ran out of:
-// "gpu_memory", "memory", "encoder" (NVENC sessions or capacity, not
-// governed here), or "" for none. oomKilled is whether the kernel's OOM
+// "gpu_memory", "memory", "encoder" (NVENC refused a session:
+// encoder.go), or "" for none. oomKilled is whether the kernel's OOM
 // killer killed a process in the worker's cgroup while the activity ran: a
 // child that died of SIGKILL then died of it. An error that already is
 // routing.ResourceExhausted names its resource itself; an application error
@@ -149,4 +149,18 @@ func (s *SlotSupplier) exhaust(name string) {
 	s.c.exhaust(s.k, r)
 	s.c.mu.Unlock()
 	s.c.logger.Warn("headroom: activity ran out of "+name+"; its class is charged more", "supplier", s.k.name)
+}
+
+// refusedSession records NVENC refusing a session to the activity on l.
+func (s *SlotSupplier) refusedSession(l *lease) {
+	s.c.mu.Lock()
+	dev := -1
+	if l.sl != nil {
+		dev = l.sl.device
+	}
+	msg := s.c.refusedSession(s.k, dev)
+	s.c.mu.Unlock()
+	if msg != "" {
+		s.c.logger.Warn(msg, "supplier", s.k.name)
+	}
 }

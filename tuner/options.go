@@ -28,6 +28,9 @@ const (
 	CPU Resource = 1 << iota
 	Memory
 	GPUMemory
+	// Encoder is a GPU's hardware video encoder (NVENC): sessions against
+	// the driver's cap, and engine time (see Cost.EncoderSessions).
+	Encoder
 )
 
 func (r Resource) String() string {
@@ -35,7 +38,7 @@ func (r Resource) String() string {
 	for _, x := range []struct {
 		r    Resource
 		name string
-	}{{CPU, "cpu"}, {Memory, "memory"}, {GPUMemory, "gpu_memory"}} {
+	}{{CPU, "cpu"}, {Memory, "memory"}, {GPUMemory, "gpu_memory"}, {Encoder, "encoder"}} {
 		if r&x.r != 0 {
 			if s != "" {
 				s += "|"
@@ -54,6 +57,14 @@ type Cost struct {
 	CPUCores       float64
 	MemoryBytes    uint64
 	GPUMemoryBytes uint64
+	// EncoderSessions is how many encoder sessions one slot opens (a
+	// transcode with two outputs opens two). Zero with Encoder among the
+	// Resources: 1. Encoder costs are declared, never learned.
+	EncoderSessions int
+	// EncoderLoad is the percent (0–100) of a device's encoder engine time
+	// one slot keeps busy (a 1080p60 H.264 stream is about 15 % of one
+	// NVENC); zero: only sessions are judged.
+	EncoderLoad float64
 }
 
 // ControllerOptions configures [NewController].
@@ -63,6 +74,18 @@ type ControllerOptions struct {
 	TargetCPU       float64
 	TargetMemory    float64
 	TargetGPUMemory float64 // per device
+	// TargetEncoder is the fraction of each device's encoder engine time
+	// (its utilization) admitted to, and turns on encoder admission:
+	// sessions are held to the driver's cap (EncoderSessions). Hosts with
+	// no GPU or no encoder fall back to the classes' other resources, and
+	// say so in the log.
+	TargetEncoder float64
+	// EncoderSessions is the most encoder sessions one device takes, where
+	// known (GeForce drivers cap them; data-center boards do not). Zero:
+	// no cap until NVENC refuses a session (its error 10, out of memory,
+	// with VRAM free): the sessions then open become the cap of every
+	// device of that model.
+	EncoderSessions int
 
 	// Source reads CPU and memory. Nil: resources.NewSystemSource.
 	Source resources.Source
@@ -86,13 +109,16 @@ func (o *ControllerOptions) validate() error {
 	for _, t := range []struct {
 		name string
 		v    float64
-	}{{"TargetCPU", o.TargetCPU}, {"TargetMemory", o.TargetMemory}, {"TargetGPUMemory", o.TargetGPUMemory}} {
+	}{{"TargetCPU", o.TargetCPU}, {"TargetMemory", o.TargetMemory}, {"TargetGPUMemory", o.TargetGPUMemory}, {"TargetEncoder", o.TargetEncoder}} {
 		if math.IsNaN(t.v) || t.v < 0 || t.v > 1 {
 			return invalid(t.name, "%v is not in (0, 1] (0 leaves it ungoverned)", t.v)
 		}
 	}
-	if o.TargetCPU == 0 && o.TargetMemory == 0 && o.TargetGPUMemory == 0 {
-		return invalid("TargetCPU/TargetMemory/TargetGPUMemory", "at least one target must be set")
+	if o.TargetCPU == 0 && o.TargetMemory == 0 && o.TargetGPUMemory == 0 && o.TargetEncoder == 0 {
+		return invalid("TargetCPU/TargetMemory/TargetGPUMemory/TargetEncoder", "at least one target must be set")
+	}
+	if o.EncoderSessions < 0 {
+		return invalid("EncoderSessions", "%d is negative (0: learned)", o.EncoderSessions)
 	}
 	if o.SampleInterval < 0 {
 		return invalid("SampleInterval", "%v is negative", o.SampleInterval)
@@ -146,7 +172,7 @@ func (o *SlotSupplierOptions) normalize() error {
 	if o.RampThrottle < 0 {
 		return invalid("RampThrottle", "%v is negative", o.RampThrottle)
 	}
-	if o.Resources&^(CPU|Memory|GPUMemory) != 0 {
+	if o.Resources&^(CPU|Memory|GPUMemory|Encoder) != 0 {
 		return invalid("Resources", "unknown bits %b", o.Resources)
 	}
 	for _, c := range []struct {
@@ -157,8 +183,20 @@ func (o *SlotSupplierOptions) normalize() error {
 			return invalid(c.name, "%v must be a non-negative number", c.v)
 		}
 	}
+	if o.Cost.EncoderSessions < 0 {
+		return invalid("Cost.EncoderSessions", "%d is negative", o.Cost.EncoderSessions)
+	}
+	if l := o.Cost.EncoderLoad; math.IsNaN(l) || l < 0 || l > 100 {
+		return invalid("Cost.EncoderLoad", "%v is not a percent in [0, 100]", l)
+	}
 	if o.Resources == 0 {
 		o.Resources = CPU | Memory
+	}
+	if (o.Cost.EncoderSessions > 0 || o.Cost.EncoderLoad > 0) && o.Resources&Encoder == 0 {
+		return invalid("Resources", "an encoder cost is set but Encoder is not among the Resources (%v)", o.Resources)
+	}
+	if o.Resources&Encoder != 0 && o.Cost.EncoderSessions == 0 {
+		o.Cost.EncoderSessions = 1
 	}
 	if (o.Cost.GPUMemoryBytes > 0 || o.CostFloor.GPUMemoryBytes > 0) && o.Resources&GPUMemory == 0 {
 		return invalid("Resources", "a GPU memory cost is set but GPUMemory is not among the Resources (%v)", o.Resources)

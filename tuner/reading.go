@@ -36,7 +36,7 @@ func (c *Controller) onReading(s *resources.Snapshot) time.Duration {
 	if g&(CPU|Memory) != 0 {
 		at = s.UsageAt
 	}
-	if g&GPUMemory != 0 && (at.IsZero() || s.GPUAt.Before(at)) {
+	if g&(GPUMemory|Encoder) != 0 && (at.IsZero() || s.GPUAt.Before(at)) {
 		at = s.GPUAt
 	}
 	return time.Until(at.Add(s.StaleAfter)) + time.Nanosecond // stale strictly after
@@ -68,12 +68,15 @@ func (c *Controller) setBudget(s *resources.Snapshot) {
 	}
 	b.gpuAt = c.at(s.GPUAt)
 	b.seen = [maxDevices]bool{}
+	encoders := false
 	for _, d := range s.GPUs {
-		i := c.devIndex(d.UUID)
+		i := c.devIndex(d.UUID, d.Name)
 		if i < 0 || d.TotalBytes == 0 {
 			continue
 		}
 		b.seen[i] = true
+		b.enc[i].set(d.Encoder, c.sessCap[i], c.targetEnc)
+		encoders = encoders || (d.Encoder.Known && c.targetEnc > 0)
 		if d.Unhealthy != b.sick[i] {
 			c.health = append(c.health, healthChange{uuid: d.UUID, why: d.Unhealthy, was: b.sick[i]})
 			b.sick[i] = d.Unhealthy
@@ -81,11 +84,14 @@ func (c *Controller) setBudget(s *resources.Snapshot) {
 		total := float64(d.TotalBytes)
 		b.gpu[i].set(c.target[resGPU], float64(d.UsedBytes)/total, total)
 	}
+	if b.encoders = encoders; !encoders && c.targetEnc > 0 && !c.encNoted {
+		c.encNote, c.encNoted = "headroom: no GPU here reports a video encoder: classes that consume Encoder are budgeted on their other resources", true
+	}
 }
 
 // devIndex returns the stable index of a device UUID, adding it if new; -1
 // if the table is full. Called with c.mu held.
-func (c *Controller) devIndex(uuid string) int {
+func (c *Controller) devIndex(uuid, name string) int {
 	for i, u := range c.devUUIDs {
 		if u == uuid {
 			return i
@@ -94,6 +100,14 @@ func (c *Controller) devIndex(uuid string) int {
 	if len(c.devUUIDs) == maxDevices {
 		return -1
 	}
+	i := len(c.devUUIDs)
+	c.sessCap[i] = c.defaultCap
+	for j, n := range c.devNames {
+		if n == name && c.sessCap[j] > 0 && (c.sessCap[i] == 0 || c.sessCap[j] < c.sessCap[i]) {
+			c.sessCap[i] = c.sessCap[j] // a cap learned on a device of this model
+		}
+	}
+	c.devNames = append(c.devNames, name)
 	c.devUUIDs = append(c.devUUIDs, uuid)
 	c.b.ndev = len(c.devUUIDs)
 	return len(c.devUUIDs) - 1

@@ -39,6 +39,10 @@ func NewSlotSupplier(c *Controller, opts SlotSupplierOptions) (*SlotSupplier, er
 	if opts.Resources&g == 0 {
 		return nil, invalid("Resources", "supplier %q consumes %v, none of which the controller has a target for (%v)", opts.Name, opts.Resources, g)
 	}
+	if opts.Resources&Encoder != 0 && g&Encoder == 0 {
+		c.logger.Warn("headroom: supplier consumes Encoder but the controller does not govern encoders (no TargetEncoder, or no GPU can be read): budgeted on its other resources",
+			"supplier", opts.Name, "resources", opts.Resources&g)
+	}
 	k := newClass(opts, opts.Resources&g)
 	if err := c.addClass(k); err != nil {
 		return nil, err
