@@ -20,6 +20,9 @@ type Device struct {
 	// Xid within NVMLOptions.HealthQuiet, uncorrectable ECC errors, a
 	// pending page retirement or row remap. "": nothing known against it.
 	Unhealthy string
+	// Xids counts the critical Xid events seen on the device (for a MIG
+	// device, its GPU) since the source started.
+	Xids uint64
 	// Encoder is the hardware video encoder as read (Encoder.Known false:
 	// none, or the driver does not say).
 	Encoder Encoder

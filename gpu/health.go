@@ -22,6 +22,7 @@ type health struct {
 	events     nvml.EventSet      // nil: no event support
 	registered map[string]bool    // devices registered for critical Xids, by UUID
 	xid        map[string]xidSeen // last critical Xid per device UUID
+	count      map[string]uint64  // critical Xids per device UUID since the source started
 }
 
 type xidSeen struct {
@@ -56,7 +57,7 @@ func (h *health) start(lib nvml.Interface) {
 	}
 	h.events, h.registered = nil, map[string]bool{}
 	if h.xid == nil {
-		h.xid = map[string]xidSeen{}
+		h.xid, h.count = map[string]xidSeen{}, map[string]uint64{}
 	}
 	if h.has["nvmlEventSetCreate"] && h.has["nvmlDeviceRegisterEvents"] && h.has["nvmlEventSetWait"] {
 		if set, ret := lib.EventSetCreate(); ret == nvml.SUCCESS {
@@ -88,6 +89,7 @@ func (h *health) drain(now time.Time) {
 		}
 		if uuid, ret := e.Device.GetUUID(); ret == nvml.SUCCESS {
 			h.xid[uuid] = xidSeen{xid: e.EventData, at: now}
+			h.count[uuid]++
 		}
 	}
 }

@@ -135,6 +135,9 @@ func TestHealth(t *testing.T) {
 	lib.xid(a, 13) // the application's fault
 	lib.xid(a, 43)
 	assert.Equal(t, map[string]string{h: "", a: ""}, unhealthy(t, s), "application Xids do not gate")
+	devs, err := s.Devices(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{1, 0}, []uint64{devs[0].Xids, devs[1].Xids}, "critical Xids are counted (hw.errors), application ones not")
 
 	lib.set(a, func(s *sickness) { s.remapPending = true })
 	assert.Contains(t, unhealthy(t, s)[a], "row remap pending")

@@ -196,6 +196,7 @@ func (s *NVMLSource) read() ([]Device, error) {
 			temp, slow := thermal(h, s.has)
 			for j := range migs {
 				migs[j].Unhealthy, migs[j].TemperatureC, migs[j].Slowdown = why, temp, slow
+				migs[j].Xids = s.health.count[uuid]
 			}
 			devs = append(devs, migs...)
 			continue
@@ -203,7 +204,7 @@ func (s *NVMLSource) read() ([]Device, error) {
 		if !s.sel.match(i, uuid, "") {
 			continue
 		}
-		d := Device{UUID: uuid, Index: i, Name: name, Unhealthy: s.health.of(h, uuid, now), Encoder: encoder(h, s.has)}
+		d := Device{UUID: uuid, Index: i, Name: name, Unhealthy: s.health.of(h, uuid, now), Encoder: encoder(h, s.has), Xids: s.health.count[uuid]}
 		d.TemperatureC, d.Slowdown = thermal(h, s.has)
 		ok, err := s.memory(h, &d)
 		if err != nil {

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
@@ -28,16 +30,17 @@ import (
 // learned: every class's charge and footprint profile and the usage of
 // everything else; see docs/design.md.
 type Controller struct {
-	target   vec // fractions; GPU per device
+	target vec // fractions; GPU per device
 	// targetEnc is TargetEncoder; 0 also where no GPU can be read (then
 	// Encoder is not governed: encoder.go).
 	targetEnc float64
-	monitor  *resources.Monitor
-	closeGPU func() error
-	logger   log.Logger
-	epoch    time.Time
-	learner  learner // sampling goroutine only
-	buf      sample  // sampling goroutine only
+	monitor   *resources.Monitor
+	closeGPU  func() error
+	logger    log.Logger
+	attrs     []attribute.KeyValue // ControllerOptions.MetricAttributes
+	epoch     time.Time
+	learner   learner // sampling goroutine only
+	buf       sample  // sampling goroutine only
 
 	mu          sync.Mutex
 	classes     []*class
@@ -89,6 +92,7 @@ func NewController(opts ControllerOptions) (*Controller, error) {
 	}
 	c.epoch = time.Now()
 	c.targetEnc, c.defaultCap = opts.TargetEncoder, float64(opts.EncoderSessions)
+	c.attrs = slices.Clone(opts.MetricAttributes)
 	g := opts.GPU
 	if g == nil && (opts.TargetGPUMemory > 0 || opts.TargetEncoder > 0) {
 		src, err := gpu.NewNVMLSource(gpu.NVMLOptions{})

@@ -24,7 +24,18 @@ const (
 	MetricSlotCost       = "headroom.slot.cost"         // gauge, charge per slot (cores or bytes); attrs supplier, resource
 	MetricSettleTime     = "headroom.slot.settle_time"  // gauge, seconds, learned; attr supplier
 	MetricSensorFailures = "headroom.sensor.failures"   // counter of transitions into unusable readings
+	// Per device with an encoder, where encoders are governed: sessions
+	// open (read) and the cap per device where known (declared or learned).
+	MetricEncoderSessions     = "headroom.encoder.sessions"      // gauge; attr device
+	MetricEncoderSessionLimit = "headroom.encoder.session_limit" // gauge; attr device
 )
+
+// Per device, in the OpenTelemetry hardware conventions (semconv v1.40.0):
+// hw.gpu.memory.usage, .limit, .utilization; hw.gpu.utilization with
+// hw.gpu.task encoder; hw.status (ok, degraded while its clocks slow down
+// for heat or power, failed while unhealthy); hw.errors (critical Xids,
+// error.type xid); hw.temperature of the GPU's sensor (hw.parent the GPU).
+// Every series also carries ControllerOptions.MetricAttributes.
 
 type metrics struct{ reg metric.Registration }
 
@@ -40,7 +51,9 @@ type instruments struct {
 	issued, used, avail               metric.Int64ObservableGauge
 	granted, refused, sensor          metric.Int64ObservableCounter
 	gpuUsage, gpuLimit, status        metric.Int64ObservableUpDownCounter
-	gpuUtil                           metric.Float64ObservableGauge
+	gpuUtil, taskUtil                 metric.Float64ObservableGauge
+	temp, sessions, sessionLimit      metric.Int64ObservableGauge
+	hwErrors                          metric.Int64ObservableCounter
 }
 
 func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
@@ -82,6 +95,18 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 	ud(&in.gpuLimit, hwconv.GpuMemoryLimit{}.Name(), hwconv.GpuMemoryLimit{}.Unit(), hwconv.GpuMemoryLimit{}.Description())
 	ud(&in.status, hwconv.Status{}.Name(), hwconv.Status{}.Unit(), hwconv.Status{}.Description())
 	f(&in.gpuUtil, hwconv.GpuMemoryUtilization{}.Name(), hwconv.GpuMemoryUtilization{}.Unit(), hwconv.GpuMemoryUtilization{}.Description())
+	f(&in.taskUtil, hwconv.GpuUtilization{}.Name(), hwconv.GpuUtilization{}.Unit(), hwconv.GpuUtilization{}.Description())
+	ig := func(dst *metric.Int64ObservableGauge, name, unit, desc string) {
+		g, err := meter.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		*dst = g
+		errs = append(errs, err)
+	}
+	ig(&in.temp, hwconv.Temperature{}.Name(), hwconv.Temperature{}.Unit(), hwconv.Temperature{}.Description())
+	ig(&in.sessions, MetricEncoderSessions, "{session}", "Encoder sessions open on the device, every process's")
+	ig(&in.sessionLimit, MetricEncoderSessionLimit, "{session}", "Most encoder sessions the device takes, where known")
+	hwe, err := meter.Int64ObservableCounter(hwconv.Errors{}.Name(), metric.WithUnit(hwconv.Errors{}.Unit()), metric.WithDescription(hwconv.Errors{}.Description()))
+	in.hwErrors = hwe
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -89,7 +114,7 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 		c.observe(o, &in)
 		return nil
 	}, in.usage, in.target, in.cost, in.settle, in.util, in.issued, in.used, in.avail, in.granted, in.refused, in.sensor,
-		in.gpuUsage, in.gpuLimit, in.status, in.gpuUtil)
+		in.gpuUsage, in.gpuLimit, in.status, in.gpuUtil, in.taskUtil, in.temp, in.sessions, in.sessionLimit, in.hwErrors)
 	if err != nil {
 		return nil, err
 	}
@@ -100,30 +125,65 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 // under the lock and observed outside it.
 func (c *Controller) observe(o metric.Observer, in *instruments) {
 	snap := c.monitor.Snapshot()
-	attr := func(r string) metric.ObserveOption { return metric.WithAttributes(attribute.String("resource", r)) }
+	with := func(kv ...attribute.KeyValue) metric.ObserveOption {
+		return metric.WithAttributes(append(kv, c.attrs...)...)
+	}
+	rattr := func(r string) metric.ObserveOption { return with(attribute.String("resource", r)) }
 	if !snap.UsageAt.IsZero() {
 		if c.target[resCPU] > 0 {
-			o.ObserveFloat64(in.usage, snap.Usage.CPU, attr("cpu"))
+			o.ObserveFloat64(in.usage, snap.Usage.CPU, rattr("cpu"))
 		}
 		if c.target[resMem] > 0 {
-			o.ObserveFloat64(in.usage, snap.Usage.Memory, attr("memory"))
+			o.ObserveFloat64(in.usage, snap.Usage.Memory, rattr("memory"))
 		}
 	}
+	c.mu.Lock()
+	c.apply(snap)
+	limits := map[string]float64{}
+	if c.targetEnc > 0 {
+		for i, u := range c.devUUIDs {
+			if c.sessCap[i] > 0 {
+				limits[u] = c.sessCap[i]
+			}
+		}
+	}
+	c.mu.Unlock()
 	for _, d := range snap.GPUs {
-		o.ObserveFloat64(in.usage, d.Used(), metric.WithAttributes(attribute.String("resource", "gpu_memory"), attribute.String("device", d.UUID)))
-		hw := metric.WithAttributes(semconv.HwID(d.UUID), semconv.HwName(d.Name), semconv.HwVendor("NVIDIA"))
+		o.ObserveFloat64(in.usage, d.Used(), with(attribute.String("resource", "gpu_memory"), attribute.String("device", d.UUID)))
+		id, name := semconv.HwID(d.UUID), semconv.HwName(d.Name)
+		hw := with(id, name, semconv.HwVendor("NVIDIA"))
 		o.ObserveInt64(in.gpuUsage, int64(d.UsedBytes), hw)
 		o.ObserveInt64(in.gpuLimit, int64(d.TotalBytes), hw)
 		o.ObserveFloat64(in.gpuUtil, d.Used(), hw)
 		state := semconv.HwStateOk
-		if d.Unhealthy != "" {
+		switch {
+		case d.Unhealthy != "":
 			state = semconv.HwStateFailed
+		case d.Slowdown != "":
+			state = semconv.HwStateDegraded
 		}
-		o.ObserveInt64(in.status, 1, metric.WithAttributes(semconv.HwID(d.UUID), semconv.HwName(d.Name), semconv.HwTypeGpu, state))
+		o.ObserveInt64(in.status, 1, with(id, name, semconv.HwTypeGpu, state))
+		o.ObserveInt64(in.hwErrors, int64(d.Xids), with(id, name, semconv.HwTypeGpu, semconv.ErrorTypeKey.String("xid")))
+		if d.TemperatureC > 0 {
+			o.ObserveInt64(in.temp, int64(d.TemperatureC), with(semconv.HwID(d.UUID+"/temperature"), semconv.HwParent(d.UUID),
+				semconv.HwTypeTemperature, semconv.HwSensorLocation("GPU")))
+		}
+		if e := d.Encoder; e.Known {
+			if e.Utilization >= 0 {
+				o.ObserveFloat64(in.taskUtil, float64(e.Utilization)/100, with(id, name, semconv.HwVendor("NVIDIA"), hwconv.GpuUtilization{}.AttrGpuTask(hwconv.GpuTaskEncoder)))
+			}
+			if c.targetEnc > 0 {
+				dev := with(attribute.String("device", d.UUID))
+				o.ObserveInt64(in.sessions, int64(e.Sessions), dev)
+				if l, ok := limits[d.UUID]; ok {
+					o.ObserveInt64(in.sessionLimit, int64(l), dev)
+				}
+			}
+		}
 	}
 	for r := res(0); r < numRes; r++ {
 		if c.target[r] > 0 {
-			o.ObserveFloat64(in.target, c.target[r], attr(resNames[r]))
+			o.ObserveFloat64(in.target, c.target[r], rattr(resNames[r]))
 		}
 	}
 	type row struct {
@@ -136,16 +196,15 @@ func (c *Controller) observe(o metric.Observer, in *instruments) {
 		settle            float64
 	}
 	c.mu.Lock()
-	c.apply(snap)
 	rows := make([]row, 0, len(c.classes))
 	for _, k := range c.classes {
 		rows = append(rows, row{k.name, k.need, k.issued, k.used, c.fit(k), k.perm.carved, k.refused, k.charge, k.settle.Seconds()})
 	}
 	failures := c.sensorErr
 	c.mu.Unlock()
-	o.ObserveInt64(in.sensor, int64(failures))
+	o.ObserveInt64(in.sensor, int64(failures), with())
 	for _, r := range rows {
-		sup := metric.WithAttributes(attribute.String("supplier", r.name))
+		sup := with(attribute.String("supplier", r.name))
 		o.ObserveInt64(in.issued, int64(r.issued), sup)
 		o.ObserveInt64(in.used, int64(r.used), sup)
 		o.ObserveInt64(in.avail, int64(r.fit), sup)
@@ -155,12 +214,11 @@ func (c *Controller) observe(o metric.Observer, in *instruments) {
 		o.ObserveInt64(in.granted, int64(r.granted), sup)
 		o.ObserveFloat64(in.settle, r.settle, sup)
 		for reason := Reason(1); reason < numReasons; reason++ {
-			o.ObserveInt64(in.refused, int64(r.refused[reason]),
-				metric.WithAttributes(attribute.String("supplier", r.name), attribute.String("reason", reason.String())))
+			o.ObserveInt64(in.refused, int64(r.refused[reason]), with(attribute.String("supplier", r.name), attribute.String("reason", reason.String())))
 		}
 		for x := res(0); x < numRes; x++ {
 			if r.need.has(x) {
-				o.ObserveFloat64(in.cost, r.charge[x], metric.WithAttributes(attribute.String("supplier", r.name), attribute.String("resource", resNames[x])))
+				o.ObserveFloat64(in.cost, r.charge[x], with(attribute.String("supplier", r.name), attribute.String("resource", resNames[x])))
 			}
 		}
 	}

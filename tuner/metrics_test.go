@@ -71,20 +71,37 @@ func collect(t *testing.T, reader *sdkmetric.ManualReader) map[string]map[string
 	return got
 }
 
-// Each GPU is reported in the OpenTelemetry hardware conventions; an
-// unhealthy one has hw.state failed.
+// Each GPU is reported in the OpenTelemetry hardware conventions, with the
+// controller's MetricAttributes on every series: memory, encoder load,
+// temperature, critical Xids; hw.state failed while unhealthy, degraded
+// while its clocks slow down for heat; encoder sessions and the cap.
 func TestGPUMetricsInHardwareConventions(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
-	g := testutil.NewGPU(gpu.Device{UUID: "GPU-a", Name: "H100", UsedBytes: 8 * GiB, TotalBytes: 80 * GiB},
-		gpu.Device{UUID: "GPU-b", Name: "H100", UsedBytes: 0, TotalBytes: 80 * GiB, Unhealthy: "Xid 79"})
-	fixedController(t, resources.Usage{Memory: 0.2, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetGPUMemory: 0.9, GPU: g, MeterProvider: mp})
+	enc := gpu.Encoder{Known: true, Sessions: 2, Utilization: 35, Capacity: [3]int{-1, -1, -1}}
+	g := testutil.NewGPU(gpu.Device{UUID: "GPU-a", Name: "L4", UsedBytes: 8 * GiB, TotalBytes: 80 * GiB, TemperatureC: 71, Encoder: enc},
+		gpu.Device{UUID: "GPU-b", Name: "L4", UsedBytes: 0, TotalBytes: 80 * GiB, Unhealthy: "Xid 79", Xids: 2},
+		gpu.Device{UUID: "GPU-c", Name: "L4", UsedBytes: 0, TotalBytes: 80 * GiB, Slowdown: "hw thermal"})
+	fixedController(t, resources.Usage{Memory: 0.2, MemoryLimitBytes: GiB}, tuner.ControllerOptions{TargetGPUMemory: 0.9, TargetEncoder: 0.9,
+		EncoderSessions: 5, GPU: g, MeterProvider: mp,
+		MetricAttributes: []attribute.KeyValue{attribute.String("task_queue", "video"), attribute.String("build_id", "b1")}})
 	got := collect(t, reader)
-	a := "hw.id=GPU-a,hw.name=H100,hw.vendor=NVIDIA"
-	assert.Equal(t, float64(8*GiB), got["hw.gpu.memory.usage"][a])
+	tags := "build_id=b1,"
+	a := tags + "hw.id=GPU-a,hw.name=L4,hw.vendor=NVIDIA,task_queue=video"
+	assert.Equal(t, float64(8*GiB), got["hw.gpu.memory.usage"][a], "%v", got["hw.gpu.memory.usage"])
 	assert.Equal(t, float64(80*GiB), got["hw.gpu.memory.limit"][a])
 	assert.InDelta(t, 0.1, got["hw.gpu.memory.utilization"][a], 1e-9)
-	assert.Equal(t, 1.0, got["hw.status"]["hw.id=GPU-a,hw.name=H100,hw.state=ok,hw.type=gpu"])
-	assert.Equal(t, 1.0, got["hw.status"]["hw.id=GPU-b,hw.name=H100,hw.state=failed,hw.type=gpu"], "%v", got["hw.status"])
+	assert.InDelta(t, 0.35, got["hw.gpu.utilization"][tags+"hw.gpu.task=encoder,hw.id=GPU-a,hw.name=L4,hw.vendor=NVIDIA,task_queue=video"], 1e-9,
+		"%v", got["hw.gpu.utilization"])
+	assert.Equal(t, 71.0, got["hw.temperature"][tags+"hw.id=GPU-a/temperature,hw.parent=GPU-a,hw.sensor_location=GPU,hw.type=temperature,task_queue=video"],
+		"%v", got["hw.temperature"])
+	st := got["hw.status"]
+	assert.Equal(t, 1.0, st[tags+"hw.id=GPU-a,hw.name=L4,hw.state=ok,hw.type=gpu,task_queue=video"], "%v", st)
+	assert.Equal(t, 1.0, st[tags+"hw.id=GPU-b,hw.name=L4,hw.state=failed,hw.type=gpu,task_queue=video"], "%v", st)
+	assert.Equal(t, 1.0, st[tags+"hw.id=GPU-c,hw.name=L4,hw.state=degraded,hw.type=gpu,task_queue=video"], "%v", st)
+	assert.Equal(t, 2.0, got["hw.errors"][tags+"error.type=xid,hw.id=GPU-b,hw.name=L4,hw.type=gpu,task_queue=video"], "%v", got["hw.errors"])
+	assert.Equal(t, 2.0, got[tuner.MetricEncoderSessions][tags+"device=GPU-a,task_queue=video"], "%v", got[tuner.MetricEncoderSessions])
+	assert.Equal(t, 5.0, got[tuner.MetricEncoderSessionLimit][tags+"device=GPU-a,task_queue=video"])
+	assert.Equal(t, 0.9, got[tuner.MetricTarget][tags+"resource=gpu_memory,task_queue=video"], "%v", got[tuner.MetricTarget])
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.temporal.io/sdk/log"
 
@@ -101,6 +102,10 @@ type ControllerOptions struct {
 	// MeterProvider receives the metrics. Nil: none are recorded (the otel
 	// global is not used).
 	MeterProvider metric.MeterProvider
+	// MetricAttributes are added to every series the controller records:
+	// the worker's task queue and build ID, say, where a process serves one
+	// pool (suppliers' names carry their queue where it serves several).
+	MetricAttributes []attribute.KeyValue
 	// Logger. Nil: slog.Default().
 	Logger log.Logger
 }
