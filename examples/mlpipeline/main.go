@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -224,7 +226,19 @@ func meterProvider(addr string, out io.Writer) (metric.MeterProvider, func(), er
 	}, nil
 }
 
-func setup(ctx context.Context, f flags, out io.Writer) (client.Client, *pipeline.Env, func(), error) {
+// buildID names this binary in metrics: its VCS revision, else "dev".
+func buildID() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return s.Value[:12]
+			}
+		}
+	}
+	return "dev"
+}
+
+func setup(ctx context.Context, f flags, out io.Writer, qs []queues.Queue) (client.Client, *pipeline.Env, func(), error) {
 	mp, stopMetrics, err := meterProvider(f.metrics, out)
 	if err != nil {
 		return nil, nil, nil, err
@@ -234,7 +248,13 @@ func setup(ctx context.Context, f flags, out io.Writer) (client.Client, *pipelin
 		stopMetrics()
 		return nil, nil, nil, err
 	}
-	env, err := pipeline.NewEnv(f.cfg, mp, sdkLogger())
+	// Every series names the build, and the queue where this process
+	// serves one pool (a replica of a Deployment, as autoscalers see it).
+	attrs := []attribute.KeyValue{attribute.String("build_id", buildID())}
+	if len(qs) == 1 {
+		attrs = append(attrs, attribute.String("task_queue", qs[0].Name))
+	}
+	env, err := pipeline.NewEnv(f.cfg, mp, sdkLogger(), attrs...)
 	if err != nil {
 		closeClient()
 		stopMetrics()
@@ -268,7 +288,7 @@ func runAll(ctx context.Context, f flags, rest []string, out io.Writer) error {
 // body, then stops the pools; a slot left reserved after they stop is an
 // error (the tuner's accounting must come back to zero).
 func withPools(ctx context.Context, f flags, out io.Writer, qs []queues.Queue, body func(client.Client, *pipeline.Env, []*pipeline.Pool) error) error {
-	c, env, cleanup, err := setup(ctx, f, out)
+	c, env, cleanup, err := setup(ctx, f, out, qs)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/headroomhq/headroom/examples/internal/leaks"
+	"github.com/headroomhq/headroom/gpu"
 	"github.com/headroomhq/headroom/internal/testutil"
 	"github.com/headroomhq/headroom/resources"
 	"github.com/headroomhq/headroom/tuner"
@@ -62,7 +64,10 @@ func TestMetricsEndpoint(t *testing.T) {
 	mp, stop, err := meterProvider("127.0.0.1:0", &out)
 	require.NoError(t, err)
 	defer stop()
-	ctrl, err := tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.8, TargetCPU: 0.9, MeterProvider: mp, Logger: testutil.NopLogger,
+	g := testutil.NewGPU(gpu.Device{UUID: "GPU-a", Name: "L4", UsedBytes: 1 << 30, TotalBytes: 24 << 30, TemperatureC: 60,
+		Encoder: gpu.Encoder{Known: true, Sessions: 1, Utilization: 20}})
+	ctrl, err := tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.8, TargetCPU: 0.9, TargetGPUMemory: 0.9, TargetEncoder: 0.9,
+		GPU: g, MeterProvider: mp, Logger: testutil.NopLogger, MetricAttributes: []attribute.KeyValue{attribute.String("task_queue", "gpu-ml-inference")},
 		Source: testutil.NewSource(resources.Usage{Memory: 0.5, MemoryLimitBytes: 1 << 30, CPU: 0.1, CPUCores: 2})})
 	require.NoError(t, err)
 	defer ctrl.Close()
@@ -82,10 +87,14 @@ func TestMetricsEndpoint(t *testing.T) {
 	for _, series := range []string{
 		`headroom_resource_usage{`, `headroom_resource_target{`, `headroom_slots_used{`, `headroom_slots_issued{`,
 		`headroom_slots_available{`, `headroom_slots_refused_total{`, `headroom_slot_cost{`, `headroom_slot_settle_time_seconds{`, `headroom_sensor_failures_total{`,
-		`headroom_slots_granted_total{`,
+		`headroom_slots_granted_total{`, `headroom_encoder_sessions{`,
+		// the OpenTelemetry hardware conventions, per device
+		`hw_gpu_memory_usage_bytes{`, `hw_gpu_memory_limit_bytes{`, `hw_gpu_memory_utilization_ratio{`, `hw_gpu_utilization_ratio{`,
+		`hw_status_ratio{`, `hw_errors_total{`, `hw_temperature_celsius{`,
 	} {
 		assert.Contains(t, string(body), series)
 	}
+	assert.Regexp(t, `hw_gpu_memory_usage_bytes\{[^}]*task_queue="gpu-ml-inference"`, string(body), "tagged with the worker's queue")
 	dash, err := os.ReadFile("grafana-dashboard.json")
 	require.NoError(t, err)
 	for _, m := range regexp.MustCompile(`headroom_[a-z_]+`).FindAllString(string(dash), -1) {

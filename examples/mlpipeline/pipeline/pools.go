@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
@@ -49,8 +50,9 @@ type Env struct {
 // NewEnv builds the controller (real CPU/memory readings; NVML when a GPU is
 // present, else a simulated 16 GiB GPU) and the route table. GPU stages load
 // into the simulated GPU, or on a real one through PyTorch in a subprocess
-// when python3 has CUDA PyTorch; else they only compute.
-func NewEnv(cfg Config, mp metric.MeterProvider, logger log.Logger) (*Env, error) {
+// when python3 has CUDA PyTorch; else they only compute. attrs go on every
+// metric series.
+func NewEnv(cfg Config, mp metric.MeterProvider, logger log.Logger, attrs ...attribute.KeyValue) (*Env, error) {
 	e := &Env{Registry: queues.Default(), Activities: &Activities{}}
 	var src gpu.Source
 	nv, err := gpu.NewNVMLSource(gpu.NVMLOptions{})
@@ -75,6 +77,7 @@ func NewEnv(cfg Config, mp metric.MeterProvider, logger log.Logger) (*Env, error
 	}
 	e.Controller, err = tuner.NewController(tuner.ControllerOptions{
 		TargetCPU: 0.9, TargetMemory: 0.85, TargetGPUMemory: 0.9, GPU: src, MeterProvider: mp, Logger: logger,
+		MetricAttributes: attrs,
 	})
 	if err != nil {
 		if nv != nil {
