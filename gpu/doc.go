@@ -22,7 +22,11 @@
 //   - With each reading it reports why a device should take no new work
 //     ([Device.Unhealthy]: a critical Xid within [NVMLOptions.HealthQuiet],
 //     uncorrectable ECC errors, a pending page retirement or row remap),
-//     each call only where the library exports it.
+//     each call only where the library exports it; also the device's
+//     temperature and heat or power slowdowns ([Device.Slowdown], which
+//     do not make it unhealthy), critical Xids counted ([Device.Xids]),
+//     and its hardware video encoder ([Device.Encoder]: sessions, engine
+//     load, NVML's capacity per codec).
 //
 // An activity finds the device its slot was budgeted on with
 // [LeaseFromContext] (the tuner's interceptor puts it in the context) and
