@@ -5,6 +5,7 @@ package gpu
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -42,6 +44,7 @@ type stubResult struct {
 	Devices []Device
 	Err     string
 	NoGPU   bool
+	Lost    bool // a read failed with ErrGPUUnavailable before the one reported
 }
 
 // runStub runs one NVML session against the stub in a child process (go-nvml
@@ -74,6 +77,11 @@ func TestStubChild(t *testing.T) {
 	s, err := NewNVMLSource(NVMLOptions{LibraryPath: lib, Devices: os.Getenv("HEADROOM_NVML_DEVICES")})
 	if err == nil {
 		res.Devices, err = s.Devices(context.Background())
+		if errors.Is(err, ErrGPUUnavailable) && os.Getenv("HEADROOM_NVML_RETRY") != "" {
+			res.Lost = true
+			time.Sleep(minReinitBackoff + 100*time.Millisecond)
+			res.Devices, err = s.Devices(context.Background())
+		}
 		if cerr := s.Close(); err == nil {
 			err = cerr
 		}
@@ -148,6 +156,20 @@ func TestStubHealth(t *testing.T) {
 	got, _ = unhealthy("NVML_STUB_REMAP_PENDING=0")
 	assert.Contains(t, got[0], "row remap pending")
 	assert.Empty(t, got[1])
+}
+
+// A GPU lost through the real cgo path: the read fails with
+// ErrGPUUnavailable, NVML is shut down, and after the backoff a re-Init
+// reads both devices again (the tuner gates every device meanwhile:
+// TestLostGPUsTakeNoSlots).
+func TestStubLostGPUReinits(t *testing.T) {
+	res, calls := runStub(t, buildStub(t, true), "NVML_STUB_LOST_AT=2", "HEADROOM_NVML_RETRY=1")
+	require.Empty(t, res.Err)
+	assert.True(t, res.Lost, "the lost read reports ErrGPUUnavailable")
+	assert.Len(t, res.Devices, 2, "read again after the re-Init")
+	shut := slices.Index(calls, "nvmlShutdown")
+	require.GreaterOrEqual(t, shut, 0)
+	assert.Contains(t, calls[shut:], "nvmlInit_v2", "Init again after the Shutdown: %v", calls)
 }
 
 // A driver without the health, encoder and thermal calls: memory is read,

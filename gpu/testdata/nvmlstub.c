@@ -33,7 +33,16 @@ nvmlReturn_t nvmlInit_v2(void) {
 nvmlReturn_t nvmlInit(void) { logcall("nvmlInit"); return nvmlInit_v2(); }
 nvmlReturn_t nvmlShutdown(void) { logcall("nvmlShutdown"); return 0; }
 const char *nvmlErrorString(nvmlReturn_t r) { logcall("nvmlErrorString"); return "stub error"; }
-nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *n) { logcall("nvmlDeviceGetCount_v2"); *n = 2; return 0; }
+/* NVML_STUB_LOST_AT=n: the n-th count call reports GPU_IS_LOST (15), as a
+ * GPU that fell off the bus does until NVML is initialized again. */
+static int counts;
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *n) {
+	logcall("nvmlDeviceGetCount_v2");
+	const char *lost = getenv("NVML_STUB_LOST_AT");
+	if (lost && ++counts == atoi(lost)) return 15;
+	*n = 2;
+	return 0;
+}
 nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int i, nvmlDevice_t *d) {
 	logcall("nvmlDeviceGetHandleByIndex_v2");
 	if (i > 1) return 2; /* INVALID_ARGUMENT */
