@@ -54,14 +54,16 @@ type flags struct {
 	namespace string
 	metrics   string
 	plain     bool
+	listen    string
 }
 
 func usage(fs *flag.FlagSet, w io.Writer) func() {
 	return func() {
-		fmt.Fprintf(w, "usage: mlpipeline [flags] [run | worker cpu|gpu|highmem | start]\n\n")
+		fmt.Fprintf(w, "usage: mlpipeline [flags] [run | worker cpu|gpu|highmem | start | scaler]\n\n")
 		fmt.Fprintf(w, "  run (default)  embedded Temporal server (or -address), all three pools, the pipelines\n")
 		fmt.Fprintf(w, "  worker POOL    one pool against -address (a separate process per pool)\n")
-		fmt.Fprintf(w, "  start          start -pipelines pipelines on -address and wait for them\n\nflags:\n")
+		fmt.Fprintf(w, "  start          start -pipelines pipelines on -address and wait for them\n")
+		fmt.Fprintf(w, "  scaler         serve KEDA's external scaler for the three pools on -listen (deploy/ has the manifests)\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 }
@@ -90,6 +92,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&f.namespace, "namespace", "default", "namespace on -address")
 	fs.StringVar(&f.metrics, "metrics", "", "serve the tuner's metrics in Prometheus format on this address, e.g. :9464")
 	fs.BoolVar(&f.plain, "plain", false, "plain progress lines even on a terminal")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:6000", "address the scaler command serves KEDA's external scaler on")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -113,8 +116,10 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = runWorker(ctx, f, rest, stdout)
 	case "start":
 		err = runStart(ctx, f, rest, stdout)
+	case "scaler":
+		err = runScaler(ctx, f, rest, stdout)
 	default:
-		err = fmt.Errorf("unknown command %q (want run, worker or start)", mode)
+		err = fmt.Errorf("unknown command %q (want run, worker, start or scaler)", mode)
 		fmt.Fprintf(stderr, "mlpipeline: %v\n", err)
 		return 2
 	}
@@ -164,7 +169,8 @@ func connect(ctx context.Context, f flags, out io.Writer) (client.Client, func()
 		}
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		c, err := client.DialContext(dctx, client.Options{HostPort: f.address, Namespace: f.namespace, Logger: sdkLogger()})
+		c, err := client.DialContext(dctx, client.Options{HostPort: f.address, Namespace: f.namespace, Logger: sdkLogger(),
+			WorkerHeartbeatInterval: heartbeatEvery})
 		if err != nil {
 			return nil, nil, fmt.Errorf("cannot reach a Temporal server at %s: %v", f.address, rootCause(err))
 		}
@@ -175,7 +181,7 @@ func connect(ctx context.Context, f flags, out io.Writer) (client.Client, func()
 	if err != nil {
 		return nil, nil, fmt.Errorf("embedded Temporal server: %v", err)
 	}
-	c := srv.NewClientWithOptions(client.Options{Logger: sdkLogger()})
+	c := srv.NewClientWithOptions(client.Options{Logger: sdkLogger(), WorkerHeartbeatInterval: heartbeatEvery})
 	fmt.Fprintf(out, "server: embedded Temporal at %s (namespace %s)\n", srv.GetFrontendHostPort(), srv.GetDefaultNamespace())
 	return c, srv.Stop, nil
 }

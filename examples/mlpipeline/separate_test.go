@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
 
+	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/server/temporaltest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // syncBuffer is a bytes.Buffer safe for a worker goroutine and the test.
@@ -26,7 +30,8 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestSeparateWorkers runs the multi-process mode's code path: one `worker`
-// invocation per pool against an existing server, then `start`.
+// invocation per pool against an existing server, the `scaler` answering
+// KEDA's client for each pool, then `start`.
 func TestSeparateWorkers(t *testing.T) {
 	srv := temporaltest.NewServer(temporaltest.WithT(t))
 	common := []string{"-address", srv.GetFrontendHostPort(), "-namespace", srv.GetDefaultNamespace(),
@@ -61,6 +66,28 @@ func TestSeparateWorkers(t *testing.T) {
 		}
 		return true
 	}, time.Minute, 50*time.Millisecond, "workers did not start")
+
+	// The scaler command answers KEDA for the three pools.
+	scalerOut := &syncBuffer{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var errOut bytes.Buffer
+		if code := runContext(ctx, append(append([]string{}, common...), "-listen", "127.0.0.1:0", "scaler"), scalerOut, &errOut); code != 0 {
+			t.Errorf("scaler: exit %d: %s", code, errOut.String())
+		}
+	}()
+	addr := regexp.MustCompile(`KEDA external scaler on (\S+) for`)
+	require.Eventually(t, func() bool { return addr.MatchString(scalerOut.String()) }, 30*time.Second, 50*time.Millisecond, "scaler did not start")
+	conn, err := grpc.NewClient(addr.FindStringSubmatch(scalerOut.String())[1], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	kd := pb.NewExternalScalerClient(conn)
+	for q, least := range map[string]float64{"cpu-standard": 1, "gpu-ml-inference": 0, "high-memory-analytics": 0} {
+		m, err := kd.GetMetrics(ctx, &pb.GetMetricsRequest{ScaledObjectRef: &pb.ScaledObjectRef{ScalerMetadata: map[string]string{"taskQueue": q}}})
+		require.NoError(t, err, q)
+		assert.GreaterOrEqual(t, m.MetricValues[0].MetricValueFloat, least, q)
+	}
 
 	var out, errOut bytes.Buffer
 	code := runContext(context.Background(), append(append([]string{}, common...), "start"), &out, &errOut)

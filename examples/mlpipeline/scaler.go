@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/headroomhq/headroom/examples/mlpipeline/pipeline"
+	"github.com/headroomhq/headroom/pool"
+	"github.com/headroomhq/headroom/queues"
+	"github.com/headroomhq/headroom/scaling"
+	"github.com/headroomhq/headroom/scaling/keda"
+)
+
+// heartbeatEvery is how often the example's workers tell the server their
+// slots in use (client.Options.WorkerHeartbeatInterval), which the scaler
+// reads back per pool.
+const heartbeatEvery = 5 * time.Second
+
+// scalingPolicy bounds a pool's replicas. PerReplica, for scaling from
+// zero, is what one replica of the preset holds at most; the CPU pool, where
+// workflows run, keeps one replica.
+func scalingPolicy(q queues.Queue) scaling.Policy {
+	per := pool.PresetFor(q.Class).Activity.MaxSlots
+	switch q.Class {
+	case queues.CPU:
+		return scaling.Policy{Min: 1, Max: 10, PerReplica: per}
+	case queues.GPU:
+		return scaling.Policy{Max: 8, PerReplica: per}
+	default:
+		return scaling.Policy{Max: 4, PerReplica: per}
+	}
+}
+
+// runScaler serves KEDA's external scaler for the three pools: desired
+// replicas from the server's backlog and the workers' heartbeats.
+func runScaler(ctx context.Context, f flags, rest []string, out io.Writer) error {
+	if f.address == "" {
+		return errors.New("scaler needs -address (it reads the queues of a running server)")
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("scaler takes no arguments, got %q", rest)
+	}
+	c, closeClient, err := connect(ctx, f, out)
+	if err != nil {
+		return err
+	}
+	defer closeClient()
+	var pools []keda.Pool
+	var names []string
+	for _, q := range pipeline.PoolNames {
+		backlog, err := scaling.NewReader(c, f.namespace, q.Name, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		fleet, err := scaling.NewFleetReader(c, f.namespace, q.Name, 5*time.Second, heartbeatEvery)
+		if err != nil {
+			return err
+		}
+		pools = append(pools, keda.Pool{TaskQueue: q.Name, Signal: scaling.Source(backlog, fleet), Policy: scalingPolicy(q)})
+		names = append(names, q.Name)
+	}
+	sort.Strings(names)
+	sc, err := keda.New(keda.Options{Pools: pools})
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	lis, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("-listen %s: %v", f.listen, err)
+	}
+	fmt.Fprintf(out, "scaler: KEDA external scaler on %s for %s; Ctrl-C to stop\n", lis.Addr(), strings.Join(names, ", "))
+	return sc.ServeListener(ctx, lis, nil)
+}
