@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/headroomhq/headroom/examples/mlpipeline/pipeline"
-	"github.com/headroomhq/headroom/pool"
-	"github.com/headroomhq/headroom/queues"
 	"github.com/headroomhq/headroom/scaling"
 	"github.com/headroomhq/headroom/scaling/keda"
 )
@@ -21,21 +19,6 @@ import (
 // slots in use (client.Options.WorkerHeartbeatInterval), which the scaler
 // reads back per pool.
 const heartbeatEvery = 5 * time.Second
-
-// scalingPolicy bounds a pool's replicas. PerReplica, for scaling from
-// zero, is what one replica of the preset holds at most; the CPU pool, where
-// workflows run, keeps one replica.
-func scalingPolicy(q queues.Queue) scaling.Policy {
-	per := pool.PresetFor(q.Class).Activity.MaxSlots
-	switch q.Class {
-	case queues.CPU:
-		return scaling.Policy{Min: 1, Max: 10, PerReplica: per}
-	case queues.GPU:
-		return scaling.Policy{Max: 8, PerReplica: per}
-	default:
-		return scaling.Policy{Max: 4, PerReplica: per}
-	}
-}
 
 // runScaler serves KEDA's external scaler for the three pools: desired
 // replicas from the server's backlog and the workers' heartbeats.
@@ -62,7 +45,7 @@ func runScaler(ctx context.Context, f flags, rest []string, out io.Writer) error
 		if err != nil {
 			return err
 		}
-		pools = append(pools, keda.Pool{TaskQueue: q.Name, Signal: scaling.Source(backlog, fleet), Policy: scalingPolicy(q)})
+		pools = append(pools, keda.Pool{TaskQueue: q.Name, Signal: scaling.Source(backlog, fleet), Policy: pipeline.ScalingPolicy(q)})
 		names = append(names, q.Name)
 	}
 	sort.Strings(names)

@@ -17,6 +17,7 @@ import (
 	"github.com/headroomhq/headroom/pool"
 	"github.com/headroomhq/headroom/queues"
 	"github.com/headroomhq/headroom/routing"
+	"github.com/headroomhq/headroom/scaling"
 	"github.com/headroomhq/headroom/tuner"
 )
 
@@ -107,6 +108,22 @@ type Pool struct {
 	Queue  queues.Queue
 	Worker worker.Worker
 	Tuner  *tuner.Tuner
+}
+
+// ScalingPolicy bounds a pool's replicas (the scaler command's, and
+// deploy/scaledobjects.yaml's). PerReplica, for scaling from zero, is what
+// one replica of the preset holds at most; the CPU pool, where workflows
+// run, keeps one replica.
+func ScalingPolicy(q queues.Queue) scaling.Policy {
+	per := pool.PresetFor(q.Class).Activity.MaxSlots
+	switch q.Class {
+	case queues.CPU:
+		return scaling.Policy{Min: 1, Max: 10, PerReplica: per}
+	case queues.GPU:
+		return scaling.Policy{Max: 8, PerReplica: per}
+	default:
+		return scaling.Policy{Max: 4, PerReplica: per}
+	}
 }
 
 // Pools of the pipeline, by name as used on the command line.
