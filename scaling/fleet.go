@@ -76,7 +76,22 @@ func (r *FleetReader) Read(ctx context.Context) (Replicas, error) {
 			r.err = fmt.Errorf("scaling: listing the workers of %s: %w", r.queue, err)
 			return r.last, r.err
 		}
-		for _, w := range resp.GetWorkersInfo() {
+		// The full heartbeats (slots included) come in WorkersInfo, which the
+		// API deprecates for Workers (no slots): use it while servers fill
+		// it, else describe each worker listed.
+		//lint:ignore SA1019 the only field with slots in one call; DescribeWorker below when it goes
+		infos := resp.GetWorkersInfo()
+		if len(infos) == 0 {
+			for _, w := range resp.GetWorkers() {
+				d, err := r.c.WorkflowService().DescribeWorker(ctx, &workflowservice.DescribeWorkerRequest{Namespace: r.namespace, WorkerInstanceKey: w.GetWorkerInstanceKey()})
+				if err != nil {
+					r.err = fmt.Errorf("scaling: describing worker %s of %s: %w", w.GetWorkerInstanceKey(), r.queue, err)
+					return r.last, r.err
+				}
+				infos = append(infos, d.GetWorkerInfo())
+			}
+		}
+		for _, w := range infos {
 			r.count(w.GetWorkerHeartbeat(), now)
 		}
 		if token = resp.GetNextPageToken(); len(token) == 0 {
