@@ -19,5 +19,8 @@
 //
 // [Reader] reads the queue's statistics (DescribeTaskQueue with stats),
 // at most once per interval: the server rate-limits describe calls per
-// namespace, so run one reader per pool.
+// namespace, so run one reader per pool. [FleetReader] reads the pool's
+// replicas and their slots in use from the workers' heartbeats on the
+// server (ListWorkers); [Source] joins the two into a [Signal]. Package
+// keda serves the recommendation to KEDA as an external scaler.
 package scaling
