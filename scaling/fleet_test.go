@@ -49,6 +49,7 @@ func (f *fleet) ListWorkers(_ context.Context, r *workflowservice.ListWorkersReq
 	resp := &workflowservice.ListWorkersResponse{}
 	for _, hb := range f.beats[start:end] {
 		if f.inline {
+			//lint:ignore SA1019 today's servers answer with it; FleetReader reads it
 			resp.WorkersInfo = append(resp.WorkersInfo, &workerpb.WorkerInfo{WorkerHeartbeat: hb})
 		}
 		resp.Workers = append(resp.Workers, &workerpb.WorkerListInfo{WorkerInstanceKey: hb.GetWorkerInstanceKey(), TaskQueue: hb.GetTaskQueue()})

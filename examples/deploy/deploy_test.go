@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/headroomhq/headroom/examples/mlpipeline/pipeline"
@@ -25,6 +26,9 @@ import (
 type manifests struct {
 	deployments map[string]appsv1.Deployment
 	services    map[string]corev1.Service
+	accounts    map[string]corev1.ServiceAccount
+	roles       map[string]rbacv1.Role
+	bindings    []rbacv1.RoleBinding
 	scaled      []kedav1alpha1.ScaledObject
 }
 
@@ -32,7 +36,8 @@ type manifests struct {
 // misspelt field is an error) into the Kubernetes and KEDA API types.
 func load(t *testing.T, files ...string) manifests {
 	t.Helper()
-	m := manifests{deployments: map[string]appsv1.Deployment{}, services: map[string]corev1.Service{}}
+	m := manifests{deployments: map[string]appsv1.Deployment{}, services: map[string]corev1.Service{},
+		accounts: map[string]corev1.ServiceAccount{}, roles: map[string]rbacv1.Role{}}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
@@ -49,6 +54,18 @@ func load(t *testing.T, files ...string) manifests {
 				var s corev1.Service
 				err = yaml.UnmarshalStrict(doc, &s)
 				m.services[s.Name] = s
+			case "v1 ServiceAccount":
+				var a corev1.ServiceAccount
+				err = yaml.UnmarshalStrict(doc, &a)
+				m.accounts[a.Name] = a
+			case "rbac.authorization.k8s.io/v1 Role":
+				var r rbacv1.Role
+				err = yaml.UnmarshalStrict(doc, &r)
+				m.roles[r.Name] = r
+			case "rbac.authorization.k8s.io/v1 RoleBinding":
+				var b rbacv1.RoleBinding
+				err = yaml.UnmarshalStrict(doc, &b)
+				m.bindings = append(m.bindings, b)
 			case "keda.sh/v1alpha1 ScaledObject":
 				var so kedav1alpha1.ScaledObject
 				err = yaml.UnmarshalStrict(doc, &so)
@@ -116,8 +133,38 @@ func TestManifestsMatchTheCode(t *testing.T) {
 			assert.NotEmpty(t, d.Spec.Template.Spec.NodeSelector, "%s: scheduled on GPU nodes", d.Name)
 		}
 		assert.Equal(t, d.Spec.Selector.MatchLabels, d.Spec.Template.Labels, d.Name)
+		assert.True(t, m.mayPatchPods(d.Spec.Template.Spec.ServiceAccountName), "%s: its service account may patch its pod (deletion cost)", d.Name)
+		env := map[string]string{}
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+				env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+			}
+		}
+		assert.Equal(t, map[string]string{"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}, env,
+			"%s: the downward API names the pod to annotate", d.Name)
 	}
 	assert.Len(t, pools, len(pipeline.PoolNames), "every pool deployed once")
+}
+
+// mayPatchPods reports whether a RoleBinding gives service account sa a
+// Role that may patch pods.
+func (m manifests) mayPatchPods(sa string) bool {
+	if _, ok := m.accounts[sa]; !ok {
+		return false
+	}
+	for _, b := range m.bindings {
+		for _, s := range b.Subjects {
+			if s.Kind != "ServiceAccount" || s.Name != sa || b.RoleRef.Kind != "Role" {
+				continue
+			}
+			for _, r := range m.roles[b.RoleRef.Name].Rules {
+				if slices.Contains(r.Resources, "pods") && slices.Contains(r.Verbs, "patch") && slices.Contains(r.APIGroups, "") {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // Strict decoding is what catches a misspelt field; without it the

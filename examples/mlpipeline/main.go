@@ -41,6 +41,7 @@ import (
 
 	"github.com/headroomhq/headroom/examples/mlpipeline/pipeline"
 	"github.com/headroomhq/headroom/queues"
+	"github.com/headroomhq/headroom/scaling"
 )
 
 func main() {
@@ -323,6 +324,23 @@ func runWorker(ctx context.Context, f flags, rest []string, out io.Writer) error
 	}
 	return withPools(ctx, f, out, []queues.Queue{q}, func(_ client.Client, env *pipeline.Env, pools []*pipeline.Pool) error {
 		fmt.Fprintf(out, "worker: polling %s; Ctrl-C to stop\n", q.Name)
+		if os.Getenv("KUBERNETES_SERVICE_HOST") != "" && os.Getenv("POD_NAME") != "" {
+			// In a pod: its deletion cost is its slots in use, so that a
+			// scale-in removes idle replicas first.
+			go func() {
+				inUse := func() int {
+					n := 0
+					for _, p := range pools {
+						a, _ := p.Tuner.Stats()
+						n += a.Used
+					}
+					return n
+				}
+				if err := scaling.RunDeletionCost(ctx, scaling.DeletionCostOptions{InUse: inUse, Logger: sdkLogger()}); err != nil {
+					fmt.Fprintf(out, "worker: no pod deletion cost: %v\n", err)
+				}
+			}()
+		}
 		t := newTable(out, f.plain, 0)
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
