@@ -25,15 +25,6 @@ func (c *Controller) fit(k *class) int {
 		free = min(free, max(0, k.probeWindow()-k.issued))
 	}
 	n := free
-	per := func(room, charge float64) int {
-		if charge <= 0 {
-			return math.MaxInt
-		}
-		if !(room > 0) {
-			return 0
-		}
-		return int(min(room/charge, float64(math.MaxInt32)))
-	}
 	if k.need.has(resCPU) {
 		n = min(n, per(b.cpu.room(), k.charge[resCPU]))
 	}
@@ -43,25 +34,59 @@ func (c *Controller) fit(k *class) int {
 	if b.devices(k) {
 		g := 0
 		for i := 0; i < b.ndev; i++ {
-			if !b.seen[i] || b.sick[i] != "" {
-				continue
-			}
-			d := math.MaxInt32
-			if k.need.has(resGPU) {
-				d = per(b.gpu[i].room(), k.charge[resGPU])
-			}
-			if e := &b.enc[i]; k.need&Encoder != 0 && b.encoders {
-				if !e.known {
-					continue
-				}
-				d = min(d, per(e.sessions.room(), k.sessions))
-				if k.load > 0 {
-					d = min(d, per(e.load.room(), k.load))
-				}
-			}
-			g = min(g+min(d, math.MaxInt32), math.MaxInt32)
+			g = min(g+b.fitOn(k, i), math.MaxInt32)
 		}
 		n = min(n, g)
 	}
 	return max(n, min(free, guaranteed))
+}
+
+// per is how many charges fit in room (MaxInt for a charge of nothing).
+func per(room, charge float64) int {
+	if charge <= 0 {
+		return math.MaxInt
+	}
+	if !(room > 0) {
+		return 0
+	}
+	return int(min(room/charge, float64(math.MaxInt32)))
+}
+
+// fitOn is how many more slots of k device i takes on its own resources
+// (GPU memory, encoder): 0 for a device not seen, unhealthy, or without the
+// encoder k needs. Its caller bounds it by the host's resources and
+// MaxSlots.
+func (b *budget) fitOn(k *class, i int) int {
+	if !b.seen[i] || b.sick[i] != "" || b.lost {
+		return 0
+	}
+	d := math.MaxInt32
+	if k.need.has(resGPU) {
+		d = per(b.gpu[i].room(), k.charge[resGPU])
+	}
+	if e := &b.enc[i]; k.need&Encoder != 0 && b.encoders {
+		if !e.known {
+			return 0
+		}
+		d = min(d, per(e.sessions.room(), k.sessions))
+		if k.load > 0 {
+			d = min(d, per(e.load.room(), k.load))
+		}
+	}
+	return min(d, math.MaxInt32)
+}
+
+// fitPerDevice is fit(k) on each device: what device i takes, bounded by
+// what the host and MaxSlots allow the class in all (nil: not charged to
+// devices). Called with c.mu held.
+func (c *Controller) fitPerDevice(k *class) []int {
+	if !c.b.devices(k) {
+		return nil
+	}
+	all := c.fit(k)
+	out := make([]int, c.b.ndev)
+	for i := range out {
+		out[i] = min(c.b.fitOn(k, i), all)
+	}
+	return out
 }

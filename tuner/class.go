@@ -37,6 +37,7 @@ type class struct {
 	// Encoder sessions and engine percent one slot holds on its device
 	// (declared, never learned; 0 unless need has Encoder).
 	sessions, load float64
+	sdk            sdkTags // for the SDK-named series (ControllerOptions.SDKSeries)
 
 	// What the readings have taught (published by the controller after each
 	// reading from the learner's estimate).

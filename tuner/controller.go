@@ -38,6 +38,7 @@ type Controller struct {
 	closeGPU  func() error
 	logger    log.Logger
 	attrs     []attribute.KeyValue // ControllerOptions.MetricAttributes
+	sdkSeries bool                 // ControllerOptions.SDKSeries
 	epoch     time.Time
 	learner   learner // sampling goroutine only
 	buf       sample  // sampling goroutine only
@@ -92,7 +93,7 @@ func NewController(opts ControllerOptions) (*Controller, error) {
 	}
 	c.epoch = time.Now()
 	c.targetEnc, c.defaultCap = opts.TargetEncoder, float64(opts.EncoderSessions)
-	c.attrs = slices.Clone(opts.MetricAttributes)
+	c.attrs, c.sdkSeries = slices.Clone(opts.MetricAttributes), opts.SDKSeries
 	g := opts.GPU
 	if g == nil && (opts.TargetGPUMemory > 0 || opts.TargetEncoder > 0) {
 		src, err := gpu.NewNVMLSource(gpu.NVMLOptions{})

@@ -3,6 +3,7 @@ package tuner
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -28,6 +29,13 @@ const (
 	// open (read) and the cap per device where known (declared or learned).
 	MetricEncoderSessions     = "headroom.encoder.sessions"      // gauge; attr device
 	MetricEncoderSessionLimit = "headroom.encoder.session_limit" // gauge; attr device
+	// MetricDeviceSlotsAvailable is Stats.Fit per device for classes
+	// charged to devices: what each GPU would take.
+	MetricDeviceSlotsAvailable = "headroom.device.slots.available" // gauge; attrs supplier, device
+	// Under the SDK's names, with ControllerOptions.SDKSeries; attrs
+	// worker_type, task_queue.
+	MetricSDKSlotsAvailable = "temporal_worker_task_slots_available"
+	MetricSDKSlotsUsed      = "temporal_worker_task_slots_used"
 )
 
 // Per device, in the OpenTelemetry hardware conventions (semconv v1.40.0):
@@ -53,6 +61,7 @@ type instruments struct {
 	gpuUsage, gpuLimit, status        metric.Int64ObservableUpDownCounter
 	gpuUtil, taskUtil                 metric.Float64ObservableGauge
 	temp, sessions, sessionLimit      metric.Int64ObservableGauge
+	devAvail, sdkAvail, sdkUsed       metric.Int64ObservableGauge
 	hwErrors                          metric.Int64ObservableCounter
 }
 
@@ -104,6 +113,9 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 	ig(&in.temp, hwconv.Temperature{}.Name(), hwconv.Temperature{}.Unit(), hwconv.Temperature{}.Description())
 	ig(&in.sessions, MetricEncoderSessions, "{session}", "Encoder sessions open on the device, every process's")
 	ig(&in.sessionLimit, MetricEncoderSessionLimit, "{session}", "Most encoder sessions the device takes, where known")
+	i(&in.devAvail, MetricDeviceSlotsAvailable, "Slots that fit now on each device, within what the host and MaxSlots allow")
+	i(&in.sdkAvail, MetricSDKSlotsAvailable, "Task slots that fit now under headroom's targets (the SDK's name)")
+	i(&in.sdkUsed, MetricSDKSlotsUsed, "Task slots in use (the SDK's name)")
 	hwe, err := meter.Int64ObservableCounter(hwconv.Errors{}.Name(), metric.WithUnit(hwconv.Errors{}.Unit()), metric.WithDescription(hwconv.Errors{}.Description()))
 	in.hwErrors = hwe
 	errs = append(errs, err)
@@ -114,7 +126,8 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 		c.observe(o, &in)
 		return nil
 	}, in.usage, in.target, in.cost, in.settle, in.util, in.issued, in.used, in.avail, in.granted, in.refused, in.sensor,
-		in.gpuUsage, in.gpuLimit, in.status, in.gpuUtil, in.taskUtil, in.temp, in.sessions, in.sessionLimit, in.hwErrors)
+		in.gpuUsage, in.gpuLimit, in.status, in.gpuUtil, in.taskUtil, in.temp, in.sessions, in.sessionLimit, in.hwErrors,
+		in.devAvail, in.sdkAvail, in.sdkUsed)
 	if err != nil {
 		return nil, err
 	}
@@ -194,12 +207,15 @@ func (c *Controller) observe(o metric.Observer, in *instruments) {
 		refused           [numReasons]uint64
 		charge            vec
 		settle            float64
+		sdk               sdkTags
+		perDevice         []int
 	}
 	c.mu.Lock()
 	rows := make([]row, 0, len(c.classes))
 	for _, k := range c.classes {
-		rows = append(rows, row{k.name, k.need, k.issued, k.used, c.fit(k), k.perm.carved, k.refused, k.charge, k.settle.Seconds()})
+		rows = append(rows, row{k.name, k.need, k.issued, k.used, c.fit(k), k.perm.carved, k.refused, k.charge, k.settle.Seconds(), k.sdk, c.fitPerDevice(k)})
 	}
+	uuids := slices.Clone(c.devUUIDs)
 	failures := c.sensorErr
 	c.mu.Unlock()
 	o.ObserveInt64(in.sensor, int64(failures), with())
@@ -208,6 +224,14 @@ func (c *Controller) observe(o metric.Observer, in *instruments) {
 		o.ObserveInt64(in.issued, int64(r.issued), sup)
 		o.ObserveInt64(in.used, int64(r.used), sup)
 		o.ObserveInt64(in.avail, int64(r.fit), sup)
+		for i, n := range r.perDevice {
+			o.ObserveInt64(in.devAvail, int64(n), with(attribute.String("supplier", r.name), attribute.String("device", uuids[i])))
+		}
+		if c.sdkSeries && r.sdk.taskQueue != "" {
+			tags := with(attribute.String("worker_type", r.sdk.workerType), attribute.String("task_queue", r.sdk.taskQueue))
+			o.ObserveInt64(in.sdkAvail, int64(r.fit), tags)
+			o.ObserveInt64(in.sdkUsed, int64(r.used), tags)
+		}
 		if r.used+r.fit > 0 {
 			o.ObserveFloat64(in.util, float64(r.used)/float64(r.used+r.fit), sup)
 		}

@@ -105,3 +105,36 @@ func TestGPUMetricsInHardwareConventions(t *testing.T) {
 	assert.Equal(t, 5.0, got[tuner.MetricEncoderSessionLimit][tags+"device=GPU-a,task_queue=video"])
 	assert.Equal(t, 0.9, got[tuner.MetricTarget][tags+"resource=gpu_memory,task_queue=video"], "%v", got[tuner.MetricTarget])
 }
+
+// With SDKSeries, a Tuner's suppliers are also reported under the SDK's
+// slot metrics, by worker_type and task_queue, with what fits now (not
+// MaxSlots − used); a GPU class's capacity is also given per device.
+func TestSDKNamedSeriesAndCapacityPerDevice(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	g := testutil.NewGPU(gpu.Device{UUID: "GPU-a", Name: "H100", UsedBytes: 8 * GiB, TotalBytes: 80 * GiB},
+		gpu.Device{UUID: "GPU-b", Name: "H100", UsedBytes: 40 * GiB, TotalBytes: 80 * GiB})
+	c, _ := fixedController(t, resources.Usage{Memory: 0.2, MemoryLimitBytes: 64 * GiB}, tuner.ControllerOptions{TargetGPUMemory: 0.9,
+		TargetMemory: 0.9, GPU: g, MeterProvider: mp, SDKSeries: true})
+	tu, err := tuner.New(tuner.Options{Name: "gpu-ml-inference", Shared: c, Activity: tuner.SlotSupplierOptions{Name: "gpu", MaxSlots: 20,
+		Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 10 * GiB}, TrustCost: true}})
+	require.NoError(t, err)
+	defer tu.Close()
+	p := tu.GetActivityTaskSlotSupplier().TryReserveSlot(info)
+	require.NotNil(t, p)
+	tu.GetActivityTaskSlotSupplier().MarkSlotUsed(testutil.MarkUsedInfo{P: p})
+	defer tu.GetActivityTaskSlotSupplier().ReleaseSlot(testutil.ReleaseInfo{P: p})
+
+	got := collect(t, reader)
+	act := "task_queue=gpu-ml-inference,worker_type=ActivityWorker"
+	// A 10 GiB cost is charged 20 GiB until confirmed. GPU-a: 72 − 8 GiB,
+	// one slot on it: 2 more; GPU-b: 72 − 40: 1 more.
+	assert.Equal(t, 3.0, got[tuner.MetricSDKSlotsAvailable][act], "%v", got[tuner.MetricSDKSlotsAvailable])
+	assert.Equal(t, 1.0, got[tuner.MetricSDKSlotsUsed][act])
+	assert.Contains(t, got[tuner.MetricSDKSlotsAvailable], "task_queue=gpu-ml-inference,worker_type=WorkflowWorker")
+	assert.Equal(t, got[tuner.MetricSlotsAvailable]["supplier=gpu-ml-inference/gpu"], got[tuner.MetricSDKSlotsAvailable][act], "the same number")
+	dev := got[tuner.MetricDeviceSlotsAvailable]
+	assert.Equal(t, 2.0, dev["device=GPU-a,supplier=gpu-ml-inference/gpu"], "%v", dev)
+	assert.Equal(t, 1.0, dev["device=GPU-b,supplier=gpu-ml-inference/gpu"])
+}

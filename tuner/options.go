@@ -102,6 +102,15 @@ type ControllerOptions struct {
 	// MeterProvider receives the metrics. Nil: none are recorded (the otel
 	// global is not used).
 	MeterProvider metric.MeterProvider
+	// SDKSeries also records, for the suppliers of Tuners with a Name,
+	// temporal_worker_task_slots_available (the slots that fit now:
+	// Stats.Fit) and temporal_worker_task_slots_used under the SDK's names
+	// and tags (worker_type, task_queue), so that dashboards and recording
+	// rules written for the SDK's metrics see what fits. The SDK reports
+	// MaxSlots − used under the same name for any custom supplier: where
+	// its metrics reach the same backend, drop its
+	// temporal_worker_task_slots_available for these workers there.
+	SDKSeries bool
 	// MetricAttributes are added to every series the controller records:
 	// the worker's task queue and build ID, say, where a process serves one
 	// pool (suppliers' names carry their queue where it serves several).

@@ -26,6 +26,13 @@ var (
 // NewSlotSupplier returns a supplier for one slot kind or task-queue class.
 // Its Name must be unique on c.
 func NewSlotSupplier(c *Controller, opts SlotSupplierOptions) (*SlotSupplier, error) {
+	return newSlotSupplier(c, opts, sdkTags{})
+}
+
+// sdkTags name a Tuner's supplier as the SDK's slot metrics do.
+type sdkTags struct{ workerType, taskQueue string }
+
+func newSlotSupplier(c *Controller, opts SlotSupplierOptions, tags sdkTags) (*SlotSupplier, error) {
 	if c == nil {
 		return nil, invalid("Controller", "is nil")
 	}
@@ -44,6 +51,7 @@ func NewSlotSupplier(c *Controller, opts SlotSupplierOptions) (*SlotSupplier, er
 			"supplier", opts.Name, "resources", opts.Resources&g)
 	}
 	k := newClass(opts, opts.Resources&g)
+	k.sdk = tags
 	if err := c.addClass(k); err != nil {
 		return nil, err
 	}

@@ -12,7 +12,9 @@ import (
 type Options struct {
 	// Name, if set, prefixes every supplier's name ("gpu-ml-inference/activity"),
 	// so that several workers' tuners can share a controller: supplier names
-	// are unique per controller.
+	// are unique per controller. It is also the task_queue of the
+	// SDK-named series (ControllerOptions.SDKSeries): give the worker's task
+	// queue, as pool.NewWorker does.
 	Name string
 	// Controller configures the controller New creates. Ignored if Shared is set.
 	Controller ControllerOptions
@@ -52,12 +54,13 @@ func New(opts Options) (*Tuner, error) {
 		opts  SlotSupplierOptions
 		def   func() SlotSupplierOptions
 		dst   **SlotSupplier
+		sdk   string // the SDK's worker_type
 	}{
-		{"Workflow", opts.Workflow, DefaultWorkflowSlotSupplierOptions, &t.workflow},
-		{"Activity", opts.Activity, DefaultActivitySlotSupplierOptions, &t.activity},
-		{"LocalActivity", opts.LocalActivity, named(DefaultActivitySlotSupplierOptions, "local_activity"), &t.local},
-		{"Nexus", opts.Nexus, named(DefaultWorkflowSlotSupplierOptions, "nexus"), &t.nexus},
-		{"Session", opts.Session, named(DefaultActivitySlotSupplierOptions, "session"), &t.ss},
+		{"Workflow", opts.Workflow, DefaultWorkflowSlotSupplierOptions, &t.workflow, "WorkflowWorker"},
+		{"Activity", opts.Activity, DefaultActivitySlotSupplierOptions, &t.activity, "ActivityWorker"},
+		{"LocalActivity", opts.LocalActivity, named(DefaultActivitySlotSupplierOptions, "local_activity"), &t.local, "LocalActivityWorker"},
+		{"Nexus", opts.Nexus, named(DefaultWorkflowSlotSupplierOptions, "nexus"), &t.nexus, "NexusWorker"},
+		{"Session", opts.Session, named(DefaultActivitySlotSupplierOptions, "session"), &t.ss, ""},
 	} {
 		o := k.opts
 		if o == (SlotSupplierOptions{}) {
@@ -66,7 +69,11 @@ func New(opts Options) (*Tuner, error) {
 		if opts.Name != "" {
 			o.Name = opts.Name + "/" + cmp.Or(o.Name, "slots")
 		}
-		s, err := NewSlotSupplier(t.c, o)
+		var tags sdkTags
+		if opts.Name != "" && k.sdk != "" {
+			tags = sdkTags{workerType: k.sdk, taskQueue: opts.Name}
+		}
+		s, err := newSlotSupplier(t.c, o, tags)
 		if err != nil {
 			t.Close()
 			return nil, fmt.Errorf("%s: %w", k.field, err)

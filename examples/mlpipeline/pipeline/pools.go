@@ -78,7 +78,7 @@ func NewEnv(cfg Config, mp metric.MeterProvider, logger log.Logger, attrs ...att
 	}
 	e.Controller, err = tuner.NewController(tuner.ControllerOptions{
 		TargetCPU: 0.9, TargetMemory: 0.85, TargetGPUMemory: 0.9, GPU: src, MeterProvider: mp, Logger: logger,
-		MetricAttributes: attrs,
+		MetricAttributes: attrs, SDKSeries: true, // the example exports no SDK metrics of its own
 	})
 	if err != nil {
 		if nv != nil {
