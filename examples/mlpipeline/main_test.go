@@ -11,14 +11,18 @@ import (
 	"strings"
 	"testing"
 
+	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/headroomhq/headroom/examples/internal/leaks"
+	"github.com/headroomhq/headroom/examples/mlpipeline/pipeline"
 	"github.com/headroomhq/headroom/gpu"
 	"github.com/headroomhq/headroom/internal/testutil"
 	"github.com/headroomhq/headroom/resources"
+	"github.com/headroomhq/headroom/scaling"
+	"github.com/headroomhq/headroom/scaling/keda"
 	"github.com/headroomhq/headroom/tuner"
 )
 
@@ -73,6 +77,15 @@ func TestMetricsEndpoint(t *testing.T) {
 	defer ctrl.Close()
 	require.NoError(t, ctrl.WaitReady(context.Background()))
 	sup, err := tuner.NewSlotSupplier(ctrl, tuner.SlotSupplierOptions{Name: "cpu", MaxSlots: 2})
+	require.NoError(t, err)
+	_, err = tuner.NewSlotSupplier(ctrl, tuner.SlotSupplierOptions{Name: "gpu", MaxSlots: 2, Resources: tuner.GPUMemory, Cost: tuner.Cost{GPUMemoryBytes: 1 << 30}})
+	require.NoError(t, err)
+	// The scaler command's gauge, on the same provider as the dashboard expects.
+	sc, err := keda.New(keda.Options{MeterProvider: mp, Pools: []keda.Pool{{TaskQueue: "gpu-ml-inference", Policy: pipeline.ScalingPolicy(pipeline.GPUQueue),
+		Signal: func(context.Context) (scaling.Signal, error) { return scaling.Signal{Backlog: 3}, nil }}}})
+	require.NoError(t, err)
+	defer sc.Close()
+	_, err = sc.GetMetrics(context.Background(), &pb.GetMetricsRequest{ScaledObjectRef: &pb.ScaledObjectRef{ScalerMetadata: map[string]string{"taskQueue": "gpu-ml-inference"}}})
 	require.NoError(t, err)
 	p := sup.TryReserveSlot(&testutil.ReservationInfo{})
 	require.NotNil(t, p)

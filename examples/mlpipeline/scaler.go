@@ -49,7 +49,12 @@ func runScaler(ctx context.Context, f flags, rest []string, out io.Writer) error
 		names = append(names, q.Name)
 	}
 	sort.Strings(names)
-	sc, err := keda.New(keda.Options{Pools: pools})
+	mp, stopMetrics, err := meterProvider(f.metrics, out) // headroom.scaling.desired_replicas
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	sc, err := keda.New(keda.Options{Pools: pools, MeterProvider: mp})
 	if err != nil {
 		return err
 	}
