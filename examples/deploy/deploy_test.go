@@ -116,7 +116,9 @@ func TestManifestsMatchTheCode(t *testing.T) {
 		assert.Equal(t, port, fmt.Sprint(svc.Spec.Ports[0].Port), so.Name)
 		scaler := m.deployments[host]
 		assert.Equal(t, svc.Spec.Selector, scaler.Spec.Template.Labels, "the Service selects the scaler's pods")
-		assert.Contains(t, strings.Join(scaler.Spec.Template.Spec.Containers[0].Args, " "), "-listen :"+port+" scaler")
+		args := scaler.Spec.Template.Spec.Containers[0].Args
+		assert.Equal(t, "scaler", args[len(args)-1], "the Service's pods run the scaler")
+		assert.Contains(t, strings.Join(args, " "), "-listen :"+port, "on the Service's port")
 
 		pol := pipeline.ScalingPolicy(q)
 		require.NotNil(t, so.Spec.MinReplicaCount, so.Name)
