@@ -21,7 +21,16 @@ type Replicas struct {
 	Running int // workers of the queue whose latest heartbeat is running and recent
 	Busy    int // of those, with an activity slot in use
 	InUse   int // activity slots in use over them
+	Workers []Worker
 	At      time.Time
+}
+
+// Worker is one running replica, as its heartbeat names it: a process on a
+// host, with its activity slots in use. A scaler removing replicas removes
+// those with the fewest first (see RunDeletionCost).
+type Worker struct {
+	Host, ProcessID string
+	InUse           int
 }
 
 // FleetReader reads a pool's replicas from the server (ListWorkers), at
@@ -105,7 +114,9 @@ func (r *FleetReader) count(hb *workerpb.WorkerHeartbeat, now time.Time) {
 		return
 	}
 	r.last.Running++
-	if n := int(hb.GetActivityTaskSlotsInfo().GetCurrentUsedSlots()); n > 0 {
+	n := int(hb.GetActivityTaskSlotsInfo().GetCurrentUsedSlots())
+	r.last.Workers = append(r.last.Workers, Worker{Host: hb.GetHostInfo().GetHostName(), ProcessID: hb.GetHostInfo().GetProcessId(), InUse: n})
+	if n > 0 {
 		r.last.Busy++
 		r.last.InUse += n
 	}

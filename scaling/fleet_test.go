@@ -70,7 +70,7 @@ func (f *fleet) DescribeWorker(_ context.Context, r *workflowservice.DescribeWor
 }
 
 func beat(key string, used int32, status enumspb.WorkerStatus, age time.Duration) *workerpb.WorkerHeartbeat {
-	return &workerpb.WorkerHeartbeat{WorkerInstanceKey: key, TaskQueue: "gpu", Status: status,
+	return &workerpb.WorkerHeartbeat{WorkerInstanceKey: key, TaskQueue: "gpu", Status: status, HostInfo: &workerpb.WorkerHostInfo{HostName: "h", ProcessId: key},
 		HeartbeatTime:         timestamppb.New(time.Now().Add(-age)),
 		ActivityTaskSlotsInfo: &workerpb.WorkerSlotsInfo{CurrentUsedSlots: used}}
 }
@@ -94,7 +94,8 @@ func TestFleetReaderCountsHeartbeats(t *testing.T) {
 		require.NoError(t, err)
 		got, err := r.Read(context.Background())
 		require.NoError(t, err)
-		assert.Equal(t, scaling.Replicas{Running: 3, Busy: 2, InUse: 4, At: got.At}, got, "inline %v", inline)
+		assert.Equal(t, scaling.Replicas{Running: 3, Busy: 2, InUse: 4, At: got.At,
+			Workers: []scaling.Worker{{Host: "h", ProcessID: "a", InUse: 3}, {Host: "h", ProcessID: "b"}, {Host: "h", ProcessID: "c", InUse: 1}}}, got, "inline %v", inline)
 		assert.Equal(t, "TaskQueue = 'gpu'", f.query)
 		f.beats = nil
 		again, err := r.Read(context.Background())

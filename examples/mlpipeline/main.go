@@ -60,11 +60,12 @@ type flags struct {
 
 func usage(fs *flag.FlagSet, w io.Writer) func() {
 	return func() {
-		fmt.Fprintf(w, "usage: mlpipeline [flags] [run | worker cpu|gpu|highmem | start | scaler]\n\n")
+		fmt.Fprintf(w, "usage: mlpipeline [flags] [run | worker cpu|gpu|highmem | start | scaler | autoscale]\n\n")
 		fmt.Fprintf(w, "  run (default)  embedded Temporal server (or -address), all three pools, the pipelines\n")
 		fmt.Fprintf(w, "  worker POOL    one pool against -address (a separate process per pool)\n")
 		fmt.Fprintf(w, "  start          start -pipelines pipelines on -address and wait for them\n")
-		fmt.Fprintf(w, "  scaler         serve KEDA's external scaler for the three pools on -listen (deploy/ has the manifests)\n\nflags:\n")
+		fmt.Fprintf(w, "  scaler         serve KEDA's external scaler for the three pools on -listen (deploy/ has the manifests)\n")
+		fmt.Fprintf(w, "  autoscale      a burst of pipelines; worker processes per pool started and stopped from the scaler's numbers\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 }
@@ -119,8 +120,10 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = runStart(ctx, f, rest, stdout)
 	case "scaler":
 		err = runScaler(ctx, f, rest, stdout)
+	case "autoscale":
+		err = runAutoscale(ctx, f, rest, stdout)
 	default:
-		err = fmt.Errorf("unknown command %q (want run, worker, start or scaler)", mode)
+		err = fmt.Errorf("unknown command %q (want run, worker, start, scaler or autoscale)", mode)
 		fmt.Fprintf(stderr, "mlpipeline: %v\n", err)
 		return 2
 	}
@@ -162,6 +165,10 @@ func sdkLogger() log.Logger {
 	return log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 }
 
+// embeddedAddr and embeddedNS are the embedded server's frontend and
+// namespace, once connect started it.
+var embeddedAddr, embeddedNS string
+
 // connect returns a client for -address, or starts an embedded server.
 func connect(ctx context.Context, f flags, out io.Writer) (client.Client, func(), error) {
 	if f.address != "" {
@@ -183,6 +190,7 @@ func connect(ctx context.Context, f flags, out io.Writer) (client.Client, func()
 		return nil, nil, fmt.Errorf("embedded Temporal server: %v", err)
 	}
 	c := srv.NewClientWithOptions(client.Options{Logger: sdkLogger(), WorkerHeartbeatInterval: heartbeatEvery})
+	embeddedAddr, embeddedNS = srv.GetFrontendHostPort(), srv.GetDefaultNamespace()
 	fmt.Fprintf(out, "server: embedded Temporal at %s (namespace %s)\n", srv.GetFrontendHostPort(), srv.GetDefaultNamespace())
 	return c, srv.Stop, nil
 }

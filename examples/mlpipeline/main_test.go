@@ -115,4 +115,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) { leaks.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(asMain) == "1" { // a worker process autoscale started
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	leaks.VerifyTestMain(m)
+}
