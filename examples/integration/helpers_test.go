@@ -2,9 +2,11 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
@@ -15,6 +17,12 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/headroomhq/headroom/examples/internal/leaks"
+	"github.com/headroomhq/headroom/gpu"
+	"github.com/headroomhq/headroom/internal/testutil"
+	"github.com/headroomhq/headroom/pool"
+	"github.com/headroomhq/headroom/queues"
+	"github.com/headroomhq/headroom/resources"
+	"github.com/headroomhq/headroom/tuner"
 )
 
 func TestMain(m *testing.M) {
@@ -58,4 +66,30 @@ func startPlain(t *testing.T, c client.Client, name string, wf any, acts map[str
 	}
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
+}
+
+// gpuReplica starts replica i of a GPU pool on a simulated 80 GiB device of
+// its own (as a pod with one GPU has), with the GPU preset at cost, tweak
+// applied to it, and load registered as "Load". It stops when the test
+// ends.
+func gpuReplica(t *testing.T, c client.Client, i int, cost tuner.Cost, tweak func(*pool.Preset), load func(context.Context) error) *tuner.Tuner {
+	t.Helper()
+	ctrl, err := tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.9, TargetGPUMemory: 0.85, Logger: testutil.NopLogger,
+		Source: testutil.NewSource(resources.Usage{Memory: 0.2, MemoryLimitBytes: 64 << 30}),
+		GPU:    testutil.NewGPU(gpu.Device{UUID: fmt.Sprintf("GPU-%d", i), TotalBytes: 80 << 30})})
+	require.NoError(t, err)
+	t.Cleanup(func() { ctrl.Close() })
+	preset := pool.PresetFor(queues.GPU)
+	preset.Activity.Cost = cost
+	preset.Activity.RampThrottle, preset.ActivityPollers = 20*time.Millisecond, 4
+	if tweak != nil {
+		tweak(&preset)
+	}
+	w, tu, err := pool.NewWorker(c, queues.Default(), queues.GPUMLInference, ctrl, preset, worker.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { tu.Close() })
+	w.RegisterActivityWithOptions(load, activityName("Load"))
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	return tu
 }

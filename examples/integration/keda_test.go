@@ -11,17 +11,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.temporal.io/server/temporaltest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/headroomhq/headroom/gpu"
-	"github.com/headroomhq/headroom/internal/testutil"
 	"github.com/headroomhq/headroom/pool"
 	"github.com/headroomhq/headroom/queues"
-	"github.com/headroomhq/headroom/resources"
 	"github.com/headroomhq/headroom/scaling"
 	"github.com/headroomhq/headroom/scaling/keda"
 	"github.com/headroomhq/headroom/tuner"
@@ -86,21 +82,9 @@ func TestKEDAScalerOnARealServer(t *testing.T) {
 	assert.True(t, act.Result, "scale from zero on the backlog")
 
 	for i := range 2 {
-		ctrl, err := tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.9, TargetGPUMemory: 0.85, Logger: testutil.NopLogger,
-			Source: testutil.NewSource(resources.Usage{Memory: 0.2, MemoryLimitBytes: 64 << 30}),
-			GPU:    testutil.NewGPU(gpu.Device{UUID: fmt.Sprintf("GPU-%d", i), TotalBytes: 80 << 30})})
-		require.NoError(t, err)
-		defer ctrl.Close()
-		preset := pool.PresetFor(queues.GPU)
-		preset.Activity.Cost = tuner.Cost{GPUMemoryBytes: 8 << 30, MemoryBytes: 1 << 20}
-		preset.Activity.TrustCost, preset.Activity.MaxSlots = true, 6
-		preset.Activity.RampThrottle, preset.ActivityPollers = 20*time.Millisecond, 4
-		w, tu, err := pool.NewWorker(wc, queues.Default(), queues.GPUMLInference, ctrl, preset, worker.Options{})
-		require.NoError(t, err)
-		defer tu.Close()
-		w.RegisterActivityWithOptions(func(context.Context) error { time.Sleep(2 * time.Second); return nil }, activityName("Load"))
-		require.NoError(t, w.Start())
-		defer w.Stop()
+		gpuReplica(t, wc, i, tuner.Cost{GPUMemoryBytes: 8 << 30, MemoryBytes: 1 << 20},
+			func(p *pool.Preset) { p.Activity.TrustCost, p.Activity.MaxSlots = true, 6 },
+			func(context.Context) error { time.Sleep(2 * time.Second); return nil })
 	}
 	seen := scaling.Replicas{}
 	var trace []string

@@ -9,15 +9,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.temporal.io/server/temporaltest"
 
-	"github.com/headroomhq/headroom/gpu"
-	"github.com/headroomhq/headroom/internal/testutil"
-	"github.com/headroomhq/headroom/pool"
 	"github.com/headroomhq/headroom/queues"
-	"github.com/headroomhq/headroom/resources"
 	"github.com/headroomhq/headroom/scaling"
 	"github.com/headroomhq/headroom/tuner"
 )
@@ -59,21 +54,8 @@ func TestDesiredReplicasFromTheServersBacklog(t *testing.T) {
 
 	var tuners []*tuner.Tuner
 	for i := range 2 {
-		ctrl, err := tuner.NewController(tuner.ControllerOptions{TargetMemory: 0.9, TargetGPUMemory: 0.85, Logger: testutil.NopLogger,
-			Source: testutil.NewSource(resources.Usage{Memory: 0.2, MemoryLimitBytes: 64 << 30}),
-			GPU:    testutil.NewGPU(gpu.Device{UUID: fmt.Sprintf("GPU-%d", i), TotalBytes: 80 << 30})})
-		require.NoError(t, err)
-		defer ctrl.Close()
-		preset := pool.PresetFor(queues.GPU)
-		preset.Activity.Cost = tuner.Cost{GPUMemoryBytes: 1 << 30, MemoryBytes: 1 << 20}
-		preset.Activity.RampThrottle, preset.ActivityPollers = 20*time.Millisecond, 4
-		w, tu, err := pool.NewWorker(c, queues.Default(), queues.GPUMLInference, ctrl, preset, worker.Options{})
-		require.NoError(t, err)
-		defer tu.Close()
-		w.RegisterActivityWithOptions(func(context.Context) error { time.Sleep(300 * time.Millisecond); return nil }, activityName("Load"))
-		require.NoError(t, w.Start())
-		defer w.Stop()
-		tuners = append(tuners, tu)
+		tuners = append(tuners, gpuReplica(t, c, i, tuner.Cost{GPUMemoryBytes: 1 << 30, MemoryBytes: 1 << 20}, nil,
+			func(context.Context) error { time.Sleep(300 * time.Millisecond); return nil }))
 	}
 	rec, err := scaling.NewRecommender(policy)
 	require.NoError(t, err)
