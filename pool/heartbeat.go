@@ -5,8 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
+
+	"github.com/headroomhq/headroom/internal/heartbeat"
 )
 
 // Heartbeats is the worker interceptor NewWorker installs: while an activity
@@ -16,7 +17,7 @@ import (
 // and a dead worker is still noticed within the timeout (its process no
 // longer heartbeats). The heartbeats carry the details the activity last
 // recorded, in this attempt or, before it records any, the previous
-// attempt's (up to maxDetails values), so progress details are never
+// attempt's (up to heartbeat.MaxDetails values), so progress details are never
 // replaced by empty ones. An activity that records heartbeats keeps its own
 // cadence; those calls pass through unchanged.
 //
@@ -24,8 +25,6 @@ import (
 // a working one on a live worker; StartToCloseTimeout still bounds it.
 func Heartbeats() interceptor.WorkerInterceptor { return &heartbeats{} }
 
-// maxDetails bounds the previous attempt's heartbeat details carried over.
-const maxDetails = 8
 
 type heartbeats struct {
 	interceptor.WorkerInterceptorBase
@@ -86,23 +85,9 @@ type beatingOutbound struct {
 
 // carryOver takes the previous attempt's details as the ones to resend.
 func (o *beatingOutbound) carryOver(ctx context.Context) {
-	if !o.Next.HasHeartbeatDetails(ctx) {
+	d := heartbeat.Previous(o.Next.HasHeartbeatDetails(ctx), func(ptrs ...any) error { return o.Next.GetHeartbeatDetails(ctx, ptrs...) })
+	if d == nil {
 		return
-	}
-	raw := make([]converter.RawValue, maxDetails)
-	ptrs := make([]any, maxDetails)
-	for i := range raw {
-		ptrs[i] = &raw[i]
-	}
-	if err := o.Next.GetHeartbeatDetails(ctx, ptrs...); err != nil {
-		return // resend nothing rather than something wrong
-	}
-	var d []any
-	for _, v := range raw {
-		if v.Payload() == nil {
-			break
-		}
-		d = append(d, v)
 	}
 	o.mu.Lock()
 	o.details = d

@@ -51,10 +51,12 @@ type Controller struct {
 	unused      int             // reserved slots not yet used, all classes
 	b           budget
 	devUUIDs    []string
-	devNames    []string            // product name per device index
-	sessCap     [maxDevices]float64 // encoder sessions per device; 0: no cap known
-	defaultCap  float64             // ControllerOptions.EncoderSessions
-	encNote     string              // encoder fallback to log ("": none)
+	devNames    []string                // product name per device index
+	sessCap     [maxDevices]float64     // encoder sessions per device; 0: no cap known
+	defaultCap  float64                 // ControllerOptions.EncoderSessions
+	encNote     string                  // encoder fallback to log ("": none)
+	encShown    map[string]float64      // most sessions a reading has shown on a device, per model (sessionwait.go)
+	encProbe    map[string]sessionProbe // per model: the activity trying a level not yet shown
 	encNoted    bool
 	waiters     list.List // of *waiter, in arrival order
 	usageOK     bool
@@ -94,6 +96,7 @@ func NewController(opts ControllerOptions) (*Controller, error) {
 	c.epoch = time.Now()
 	c.targetEnc, c.defaultCap = opts.TargetEncoder, float64(opts.EncoderSessions)
 	c.attrs, c.sdkSeries = slices.Clone(opts.MetricAttributes), opts.SDKSeries
+	c.encShown, c.encProbe = map[string]float64{}, map[string]sessionProbe{}
 	g := opts.GPU
 	if g == nil && (opts.TargetGPUMemory > 0 || opts.TargetEncoder > 0) {
 		src, err := gpu.NewNVMLSource(gpu.NVMLOptions{})

@@ -50,7 +50,10 @@ const (
 
 // lease is an activity's hold on a used slot. sl is the record that carries
 // it now (records exchange charges on release); nil once orphaned.
-type lease struct{ sl *slot }
+type lease struct {
+	sl      *slot
+	running bool // past the wait for an encoder session (sessionwait.go)
+}
 
 // bind hands the most recently used free slot of k to an activity; nil if
 // there is none (an activity on a worker whose slots are not k's). Called
@@ -70,6 +73,7 @@ func (c *Controller) bind(k *class) *lease {
 
 // unbind records that l's activity has returned. Called with c.mu held.
 func (c *Controller) unbind(l *lease) {
+	c.probeEnded(l)
 	sl := l.sl
 	if sl == nil {
 		return // orphaned: released while the activity ran
@@ -214,6 +218,9 @@ func (i *leaseInbound) ExecuteActivity(ctx context.Context, in *interceptor.Exec
 	defer s.done(l)
 	if ok {
 		ctx = gpu.WithLease(ctx, dev)
+	}
+	if err := s.awaitSession(ctx, l); err != nil {
+		return nil, err
 	}
 	var kills0 uint64
 	counted := false

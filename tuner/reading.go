@@ -76,6 +76,9 @@ func (c *Controller) setBudget(s *resources.Snapshot) {
 		}
 		b.seen[i] = true
 		b.enc[i].set(d.Encoder, c.sessCap[i], c.targetEnc)
+		if d.Encoder.Known {
+			c.sessionsShown(i)
+		}
 		encoders = encoders || (d.Encoder.Known && c.targetEnc > 0)
 		if d.Unhealthy != b.sick[i] {
 			c.health = append(c.health, healthChange{uuid: d.UUID, why: d.Unhealthy, was: b.sick[i]})
