@@ -56,4 +56,3 @@ func (c *Controller) logTransition(s *resources.Snapshot) {
 
 // healthChange is a device turning unhealthy (why set) or healthy again.
 type healthChange struct{ uuid, why, was string }
-
