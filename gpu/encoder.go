@@ -11,18 +11,6 @@ const (
 	numCodecs
 )
 
-func (c Codec) String() string {
-	switch c {
-	case H264:
-		return "h264"
-	case HEVC:
-		return "hevc"
-	case AV1:
-		return "av1"
-	}
-	return "unknown"
-}
-
 // Encoder is a device's hardware video encoder (NVENC) at one reading.
 //
 // What runs out on an encoder is sessions (drivers cap them per device on
