@@ -25,7 +25,6 @@ import (
 // a working one on a live worker; StartToCloseTimeout still bounds it.
 func Heartbeats() interceptor.WorkerInterceptor { return &heartbeats{} }
 
-
 type heartbeats struct {
 	interceptor.WorkerInterceptorBase
 }
