@@ -51,8 +51,8 @@ type Controller struct {
 	b           budget
 	devUUIDs    []string
 	devNames    []string                // product name per device index
-	sessCap     [maxDevices]float64     // encoder sessions per device; 0: no cap known
-	defaultCap  float64                 // ControllerOptions.EncoderSessions
+	defaultCap  float64                 // ControllerOptions.EncoderSessions; 0: none declared
+	learnedCap  map[string]float64      // encoder sessions per device, per model, learned from a refusal (encoder.go)
 	encNote     string                  // encoder fallback to log ("": none)
 	encShown    map[string]float64      // most sessions a reading has shown on a device, per model (sessionwait.go)
 	encProbe    map[string]sessionProbe // per model: the activity trying a level not yet shown
@@ -95,7 +95,7 @@ func NewController(opts ControllerOptions) (*Controller, error) {
 	c.epoch = time.Now()
 	c.targetEnc, c.defaultCap = opts.TargetEncoder, float64(opts.EncoderSessions)
 	c.attrs, c.sdkSeries = slices.Clone(opts.MetricAttributes), opts.SDKSeries
-	c.encShown, c.encProbe = map[string]float64{}, map[string]sessionProbe{}
+	c.encShown, c.encProbe, c.learnedCap = map[string]float64{}, map[string]sessionProbe{}, map[string]float64{}
 	g := opts.GPU
 	if g == nil && (opts.TargetGPUMemory > 0 || opts.TargetEncoder > 0) {
 		src, err := gpu.NewNVMLSource(gpu.NVMLOptions{})

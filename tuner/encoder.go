@@ -88,10 +88,22 @@ func (e *encoderLines) zero(used bool) {
 	e.sessions.held, e.load.held = 0, 0
 }
 
+// sessionCap is the most sessions device i takes: the declared cap or the
+// one learned on its model, whichever is lower; 0 if neither is known.
+// Called with c.mu held.
+func (c *Controller) sessionCap(i int) float64 {
+	limit := c.defaultCap
+	if l, ok := c.learnedCap[c.devNames[i]]; ok && (limit == 0 || l < limit) {
+		limit = l
+	}
+	return limit
+}
+
 // refusedSession learns the session cap from NVENC refusing a session to an
 // activity of k on device dev: the sessions open there, less the refused
 // slot's, become the cap of every device of that model (never above a cap
-// known already). Called with c.mu held; it returns what to log.
+// known already), at once and at every later reading. Called with c.mu
+// held; it returns what to log.
 func (c *Controller) refusedSession(k *class, dev int) string {
 	if dev < 0 || dev >= c.b.ndev || k.need&Encoder == 0 {
 		return ""
@@ -99,12 +111,29 @@ func (c *Controller) refusedSession(k *class, dev int) string {
 	e := &c.b.enc[dev]
 	open := max(e.sessions.read, e.sessions.expect-k.sessions)
 	limit := max(1, math.Round(open))
+	model := c.devNames[dev]
+	if l, ok := c.learnedCap[model]; !ok || limit < l {
+		c.learnedCap[model] = limit
+	}
 	for i := 0; i < c.b.ndev; i++ {
-		if c.devNames[i] == c.devNames[dev] && (c.sessCap[i] == 0 || limit < c.sessCap[i]) {
-			c.sessCap[i] = limit
-			c.b.enc[i].sessions.limit = limit
+		if c.devNames[i] == model {
+			c.b.enc[i].sessions.limit = c.sessionCap(i)
 		}
 	}
 	return fmt.Sprintf("headroom: NVENC refused a session on %s with %.0f open: at most %.0f per %s from now on",
 		c.devUUIDs[dev], open, limit, c.devNames[dev])
+}
+
+// refusedSession records NVENC refusing a session to the activity on l.
+func (s *SlotSupplier) refusedSession(l *lease) {
+	s.c.mu.Lock()
+	dev := -1
+	if l.sl != nil {
+		dev = l.sl.device
+	}
+	msg := s.c.refusedSession(s.k, dev)
+	s.c.mu.Unlock()
+	if msg != "" {
+		s.c.logger.Warn(msg, "supplier", s.k.name)
+	}
 }

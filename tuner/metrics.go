@@ -138,6 +138,36 @@ func newMetrics(c *Controller, mp metric.MeterProvider) (*metrics, error) {
 // under the lock and observed outside it.
 func (c *Controller) observe(o metric.Observer, in *instruments) {
 	snap := c.monitor.Snapshot()
+	// Everything the controller holds, copied in one lock section; the
+	// snapshot's readings need none.
+	type row struct {
+		name              string
+		need              Resource
+		issued, used, fit int
+		granted           uint64
+		refused           [numReasons]uint64
+		charge            vec
+		settle            float64
+		sdk               sdkTags
+		perDevice         []int
+	}
+	c.mu.Lock()
+	c.apply(snap)
+	limits := map[string]float64{}
+	if c.targetEnc > 0 {
+		for i, u := range c.devUUIDs {
+			if l := c.sessionCap(i); l > 0 {
+				limits[u] = l
+			}
+		}
+	}
+	rows := make([]row, 0, len(c.classes))
+	for _, k := range c.classes {
+		rows = append(rows, row{k.name, k.need, k.issued, k.used, c.fit(k), k.perm.carved, k.refused, k.charge, k.settle.Seconds(), k.sdk, c.fitPerDevice(k)})
+	}
+	uuids := slices.Clone(c.devUUIDs)
+	failures := c.sensorErr
+	c.mu.Unlock()
 	with := func(kv ...attribute.KeyValue) metric.ObserveOption {
 		return metric.WithAttributes(append(kv, c.attrs...)...)
 	}
@@ -150,17 +180,6 @@ func (c *Controller) observe(o metric.Observer, in *instruments) {
 			o.ObserveFloat64(in.usage, snap.Usage.Memory, rattr("memory"))
 		}
 	}
-	c.mu.Lock()
-	c.apply(snap)
-	limits := map[string]float64{}
-	if c.targetEnc > 0 {
-		for i, u := range c.devUUIDs {
-			if c.sessCap[i] > 0 {
-				limits[u] = c.sessCap[i]
-			}
-		}
-	}
-	c.mu.Unlock()
 	for _, d := range snap.GPUs {
 		o.ObserveFloat64(in.usage, d.Used(), with(attribute.String("resource", "gpu_memory"), attribute.String("device", d.UUID)))
 		id, name := semconv.HwID(d.UUID), semconv.HwName(d.Name)
@@ -199,25 +218,6 @@ func (c *Controller) observe(o metric.Observer, in *instruments) {
 			o.ObserveFloat64(in.target, c.target[r], rattr(resNames[r]))
 		}
 	}
-	type row struct {
-		name              string
-		need              Resource
-		issued, used, fit int
-		granted           uint64
-		refused           [numReasons]uint64
-		charge            vec
-		settle            float64
-		sdk               sdkTags
-		perDevice         []int
-	}
-	c.mu.Lock()
-	rows := make([]row, 0, len(c.classes))
-	for _, k := range c.classes {
-		rows = append(rows, row{k.name, k.need, k.issued, k.used, c.fit(k), k.perm.carved, k.refused, k.charge, k.settle.Seconds(), k.sdk, c.fitPerDevice(k)})
-	}
-	uuids := slices.Clone(c.devUUIDs)
-	failures := c.sensorErr
-	c.mu.Unlock()
 	o.ObserveInt64(in.sensor, int64(failures), with())
 	for _, r := range rows {
 		sup := with(attribute.String("supplier", r.name))

@@ -150,17 +150,3 @@ func (s *SlotSupplier) exhaust(name string) {
 	s.c.mu.Unlock()
 	s.c.logger.Warn("headroom: activity ran out of "+name+"; its class is charged more", "supplier", s.k.name)
 }
-
-// refusedSession records NVENC refusing a session to the activity on l.
-func (s *SlotSupplier) refusedSession(l *lease) {
-	s.c.mu.Lock()
-	dev := -1
-	if l.sl != nil {
-		dev = l.sl.device
-	}
-	msg := s.c.refusedSession(s.k, dev)
-	s.c.mu.Unlock()
-	if msg != "" {
-		s.c.logger.Warn(msg, "supplier", s.k.name)
-	}
-}

@@ -75,7 +75,7 @@ func (c *Controller) setBudget(s *resources.Snapshot) {
 			continue
 		}
 		b.seen[i] = true
-		b.enc[i].set(d.Encoder, c.sessCap[i], c.targetEnc)
+		b.enc[i].set(d.Encoder, c.sessionCap(i), c.targetEnc)
 		if d.Encoder.Known {
 			c.sessionsShown(i)
 		}
@@ -102,13 +102,6 @@ func (c *Controller) devIndex(uuid, name string) int {
 	}
 	if len(c.devUUIDs) == maxDevices {
 		return -1
-	}
-	i := len(c.devUUIDs)
-	c.sessCap[i] = c.defaultCap
-	for j, n := range c.devNames {
-		if n == name && c.sessCap[j] > 0 && (c.sessCap[i] == 0 || c.sessCap[j] < c.sessCap[i]) {
-			c.sessCap[i] = c.sessCap[j] // a cap learned on a device of this model
-		}
 	}
 	c.devNames = append(c.devNames, name)
 	c.devUUIDs = append(c.devUUIDs, uuid)
