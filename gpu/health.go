@@ -51,10 +51,7 @@ var healthSymbols = []string{"nvmlEventSetCreate", "nvmlDeviceRegisterEvents", "
 
 // start runs after each good Init: which calls exist, and a fresh event set.
 func (h *health) start(lib nvml.Interface) {
-	h.has = make(map[string]bool, len(healthSymbols))
-	for _, s := range healthSymbols {
-		h.has[s] = lib.Extensions().LookupSymbol(s) == nil
-	}
+	h.has = exported(lib, healthSymbols)
 	h.events, h.registered = nil, map[string]bool{}
 	if h.xid == nil {
 		h.xid, h.count = map[string]xidSeen{}, map[string]uint64{}

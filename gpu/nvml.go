@@ -75,11 +75,21 @@ func (s *NVMLSource) init() error {
 	s.inited = true
 	s.hasV2 = s.lib.Extensions().LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil
 	s.health.start(s.lib)
-	s.has = map[string]bool{}
-	for _, sym := range append(encoderSymbols, thermalSymbols...) {
-		s.has[sym] = s.lib.Extensions().LookupSymbol(sym) == nil
-	}
+	s.has = exported(s.lib, encoderSymbols, thermalSymbols)
 	return nil
+}
+
+// exported reports which of the symbols the loaded library exports: a call
+// is made only to one that is (an older driver lacks the newer ones, and
+// calling a missing symbol kills the process).
+func exported(lib nvml.Interface, lists ...[]string) map[string]bool {
+	has := map[string]bool{}
+	for _, l := range lists {
+		for _, sym := range l {
+			has[sym] = lib.Extensions().LookupSymbol(sym) == nil
+		}
+	}
+	return has
 }
 
 func initReason(ret nvml.Return) string {

@@ -2,6 +2,7 @@ package scaling
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -99,8 +100,8 @@ func newPatcher(o DeletionCostOptions) (*patcher, error) {
 	if o.InUse == nil {
 		return nil, errors.New("scaling: DeletionCostOptions.InUse is nil")
 	}
-	pod := cmpOr(o.Pod, os.Getenv("POD_NAME"))
-	ns := cmpOr(o.Namespace, os.Getenv("POD_NAMESPACE"))
+	pod := cmp.Or(o.Pod, os.Getenv("POD_NAME"))
+	ns := cmp.Or(o.Namespace, os.Getenv("POD_NAMESPACE"))
 	if ns == "" {
 		if b, err := os.ReadFile(serviceAccount + "/namespace"); err == nil {
 			ns = strings.TrimSpace(string(b))
@@ -139,14 +140,7 @@ func newPatcher(o DeletionCostOptions) (*patcher, error) {
 	return p, nil
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// patch sets the annotation to n (a strategic-merge patch of metadata only).
+// patch sets the annotation to n (a JSON merge patch of metadata only).
 func (p *patcher) patch(ctx context.Context, n int) error {
 	token := p.token
 	if p.tokenFile != "" {
