@@ -67,11 +67,7 @@ func runAutoscale(ctx context.Context, f flags, rest []string, out io.Writer) er
 	f.namespace = ns
 	var pools []*scaledPool
 	for name, q := range pipeline.PoolNames {
-		backlog, err := scaling.NewReader(c, f.namespace, q.Name, time.Second)
-		if err != nil {
-			return err
-		}
-		fleet, err := scaling.NewFleetReader(c, f.namespace, q.Name, time.Second, heartbeatEvery)
+		signal, fleet, err := poolSignal(c, f.namespace, q.Name, time.Second)
 		if err != nil {
 			return err
 		}
@@ -81,7 +77,7 @@ func runAutoscale(ctx context.Context, f flags, rest []string, out io.Writer) er
 		if err != nil {
 			return err
 		}
-		pools = append(pools, &scaledPool{name: name, queue: q.Name, source: scaling.Source(backlog, fleet), fleet: fleet, rec: rec})
+		pools = append(pools, &scaledPool{name: name, queue: q.Name, source: signal, fleet: fleet, rec: rec})
 	}
 	sort.Slice(pools, func(i, j int) bool { return pools[i].queue < pools[j].queue })
 	args := []string{"-address", addr, "-namespace", f.namespace, "-plain",

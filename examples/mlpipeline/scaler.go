@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/headroomhq/headroom/examples/mlpipeline/pipeline"
 	"github.com/headroomhq/headroom/scaling"
 	"github.com/headroomhq/headroom/scaling/keda"
@@ -19,6 +21,21 @@ import (
 // slots in use (client.Options.WorkerHeartbeatInterval), which the scaler
 // reads back per pool.
 const heartbeatEvery = 5 * time.Second
+
+// poolSignal reads a pool's Signal (the queue's backlog, the replicas'
+// slots in use from their heartbeats) at most once per every; the fleet
+// reader also names each replica.
+func poolSignal(c client.Client, namespace, queue string, every time.Duration) (func(context.Context) (scaling.Signal, error), *scaling.FleetReader, error) {
+	backlog, err := scaling.NewReader(c, namespace, queue, every)
+	if err != nil {
+		return nil, nil, err
+	}
+	fleet, err := scaling.NewFleetReader(c, namespace, queue, every, heartbeatEvery)
+	if err != nil {
+		return nil, nil, err
+	}
+	return scaling.Source(backlog, fleet), fleet, nil
+}
 
 // runScaler serves KEDA's external scaler for the three pools: desired
 // replicas from the server's backlog and the workers' heartbeats.
@@ -37,15 +54,11 @@ func runScaler(ctx context.Context, f flags, rest []string, out io.Writer) error
 	var pools []keda.Pool
 	var names []string
 	for _, q := range pipeline.PoolNames {
-		backlog, err := scaling.NewReader(c, f.namespace, q.Name, 5*time.Second)
+		signal, _, err := poolSignal(c, f.namespace, q.Name, 5*time.Second)
 		if err != nil {
 			return err
 		}
-		fleet, err := scaling.NewFleetReader(c, f.namespace, q.Name, 5*time.Second, heartbeatEvery)
-		if err != nil {
-			return err
-		}
-		pools = append(pools, keda.Pool{TaskQueue: q.Name, Signal: scaling.Source(backlog, fleet), Policy: pipeline.ScalingPolicy(q)})
+		pools = append(pools, keda.Pool{TaskQueue: q.Name, Signal: signal, Policy: pipeline.ScalingPolicy(q)})
 		names = append(names, q.Name)
 	}
 	sort.Strings(names)
