@@ -17,8 +17,11 @@ import (
 	"github.com/headroomhq/headroom/tuner"
 )
 
-// TestDesiredReplicasFromTheServersBacklog: 200 workflows queue GPU work
-// with no GPU worker running. The desired GPU replicas, from the server's
+// TestDesiredReplicasFromTheServersBacklog: a workflow queues 200 GPU
+// activities with no GPU worker running. (One workflow, not 200: the
+// embedded server writes to one SQLite connection, and 200 starts with their
+// workflow tasks took 25–50 s under -race before the last activity reached
+// the queue.) The desired GPU replicas, from the server's
 // backlog alone, are ⌈backlog ÷ per-replica capacity⌉. As two replicas start
 // the backlog drains and the desired count falls, never below what the slots
 // in use need; it reaches zero only once the queue is empty and no slot is
@@ -30,23 +33,33 @@ func TestDesiredReplicasFromTheServersBacklog(t *testing.T) {
 	policy := scaling.Policy{Max: 50, PerReplica: per, ScaleDownWindow: time.Second}
 	reader, err := scaling.NewReader(c, srv.GetDefaultNamespace(), queues.GPUMLInference.Name, 200*time.Millisecond)
 	require.NoError(t, err)
-	startPlain(t, c, "OneLoad", func(ctx workflow.Context) error {
+	startPlain(t, c, "Loads", func(ctx workflow.Context) error {
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{TaskQueue: queues.GPUMLInference.Name, StartToCloseTimeout: time.Minute})
-		return workflow.ExecuteActivity(ctx, "Load").Get(ctx, nil)
+		var fs []workflow.Future
+		for range n {
+			fs = append(fs, workflow.ExecuteActivity(ctx, "Load"))
+		}
+		for _, f := range fs {
+			if err := f.Get(ctx, nil); err != nil {
+				return err
+			}
+		}
+		return nil
 	}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var runs []client.WorkflowRun
-	for i := range n {
-		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("load-%d", i), TaskQueue: "plain"}, "OneLoad")
-		require.NoError(t, err)
-		runs = append(runs, run)
-	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: "plain"}, "Loads")
+	require.NoError(t, err)
 	var st scaling.QueueStats
-	require.Eventually(t, func() bool {
-		st, err = reader.Read(ctx)
-		return err == nil && st.Backlog >= n
-	}, 30*time.Second, 100*time.Millisecond, "the server reports the backlog (last %+v, %v)", st, err)
+	var readErr error
+	waited := time.Now()
+	if !assert.Eventually(t, func() bool {
+		st, readErr = reader.Read(ctx)
+		return readErr == nil && st.Backlog >= n
+	}, 30*time.Second, 100*time.Millisecond) {
+		t.Fatalf("the server never reported the backlog of %d: last read %+v, %v", n, st, readErr)
+	}
+	t.Logf("the server reported the backlog after %v", time.Since(waited).Round(time.Millisecond))
 	want, err := scaling.Desired(scaling.Signal{Backlog: st.Backlog}, policy)
 	require.NoError(t, err)
 	assert.Equal(t, int((st.Backlog+per-1)/per), want, "⌈backlog ÷ per-replica capacity⌉ with no worker running")
@@ -90,7 +103,5 @@ func TestDesiredReplicasFromTheServersBacklog(t *testing.T) {
 	t.Logf("backlog/in use/per replica→desired: %v", trace)
 	assert.Zero(t, last)
 	assert.Positive(t, peakInUse)
-	for _, r := range runs {
-		require.NoError(t, r.Get(ctx, nil))
-	}
+	require.NoError(t, run.Get(ctx, nil))
 }
