@@ -41,6 +41,12 @@ type wclass struct {
 	prior   string // exact, half, double, zero
 	pollers int
 	bursty  bool
+	// late: each task's footprint starts up to this much later than its
+	// class's shape says (U[0, late]: a program slow to start on a loaded
+	// host); release: each task's slot is released up to this much after
+	// its memory is freed (the completion's round trip). Per task, so the
+	// mean profile by age is not every task's.
+	late, release time.Duration
 }
 
 type workload struct {
@@ -105,7 +111,16 @@ func generate(seed uint64, i int) workload {
 		if c.kind == "cpu" {
 			c.shape, c.delay, c.ramp, c.linger = "at once", 0, 0, 0 // CPU shows at once
 		}
-		life = max(life, c.delay+c.ramp+c.hold)
+		// Drawn apart, so that the draws above are the family's before
+		// these were added.
+		trng := rand.New(rand.NewPCG(seed, uint64(i)<<8|uint64(k)|1<<40))
+		if c.kind != "cpu" && trng.Float64() < 0.3 {
+			c.late = time.Duration(trng.Float64() * float64(5*time.Second)).Round(10 * time.Millisecond)
+		}
+		if trng.Float64() < 0.3 {
+			c.release = time.Duration(trng.Float64() * float64(1500*time.Millisecond)).Round(10 * time.Millisecond)
+		}
+		life = max(life, c.delay+c.late+c.ramp+c.hold)
 		w.classes = append(w.classes, c)
 	}
 	w.duration = min(max(60*time.Second, 6*life), 180*time.Second)
@@ -178,6 +193,19 @@ func (c wclass) task(rng *rand.Rand) sim.Task {
 			}
 			return 1
 		}
+	}
+	if c.late > 0 {
+		d := time.Duration(rng.Float64() * float64(c.late))
+		t.Delay += d
+		if shape, ahead := t.Shape, t.Ahead; shape != nil {
+			t.Shape = func(a time.Duration) float64 { return shape(a - d) }
+			if ahead != nil {
+				t.Ahead = func(a time.Duration) float64 { return ahead(a - d) }
+			}
+		}
+	}
+	if c.release > 0 {
+		t.ReleaseDelay = time.Duration(rng.Float64() * float64(c.release))
 	}
 	return t
 }
@@ -525,6 +553,12 @@ func slicesOf(w workload) []string {
 	if w.drift != 0 {
 		out = append(out, "other usage drifts")
 	}
+	for _, c := range w.classes {
+		if c.late > 0 || c.release > 0 {
+			out = append(out, "late starts or releases")
+			break
+		}
+	}
 	return out
 }
 
@@ -642,7 +676,7 @@ func TestFamily(t *testing.T) {
 func describe(w workload) string {
 	var s []string
 	for _, c := range w.classes {
-		s = append(s, fmt.Sprintf("%s %.3g±%.0f%% %s d%v r%v h%v l%v prior %s ×%d pollers%s", c.kind, c.size, 100*c.jitter, c.shape, c.delay, c.ramp, c.hold, c.linger, c.prior, c.pollers,
+		s = append(s, fmt.Sprintf("%s %.3g±%.0f%% %s d%v r%v h%v l%v late%v rel%v prior %s ×%d pollers%s", c.kind, c.size, 100*c.jitter, c.shape, c.delay, c.ramp, c.hold, c.linger, c.late, c.release, c.prior, c.pollers,
 			map[bool]string{true: " bursty"}[c.bursty]))
 	}
 	return fmt.Sprintf("gpus %d noise %.3f drift %+.2f run %v: %s", w.devices, w.noise, w.drift, w.duration, strings.Join(s, "; "))

@@ -11,8 +11,9 @@ import "math"
 // classes' profiles (at an age not identified yet, what the latest
 // identified younger age showed),
 // smoothed over baseSmooth so that a reading low by chance is not taken for
-// room (admission takes the larger of this plus every used slot's charge,
-// and the reading plus what the slots have still to show: see line).
+// room (admission takes the larger of this, floored at the fit's intercept,
+// plus every used slot's charge, and the reading plus what the slots have
+// still to show: see line).
 func (l *learner) everythingElse(s *sample, r res) {
 	lines := len(l.base[r])
 	a := 1.0
@@ -42,6 +43,17 @@ func (l *learner) everythingElse(s *sample, r res) {
 			}
 		}
 		l.base[r][line] += a * (read - shown - l.base[r][line])
+		// Admission's is never below the fit's own usage of everything
+		// else. The profile is the mean footprint by age, so a slot that
+		// grows later than the mean (a program slow to start on a loaded
+		// host) pulls read − shown down by its whole footprint, and base +
+		// expect, which is to hold such slots, would let one in that does
+		// not fit. The intercept is fitted jointly with the profile over
+		// every reading (forgetting over 60 s); one slot's timing hardly
+		// moves it. The lower bound keeps the smoothed estimate: there a
+		// base too high reads as costs too low, and the intercept lags
+		// other usage that falls.
+		l.admit[r][line] = max(l.base[r][line], l.base0[r][line]+g.beta[line]*scale[r])
 	}
 }
 

@@ -125,7 +125,8 @@ type learner struct {
 	lastAt   [numRes]int64
 	base0    [numRes][]float64 // first reading per line; NaN: none yet
 	base     [numRes][]float64
-	sigma    [numRes]float64 // residual standard deviation of the fit, in units
+	admit    [numRes][]float64 // base as admission takes it (everythingElse)
+	sigma    [numRes]float64   // residual standard deviation of the fit, in units
 	baseAt   [numRes]int64
 	seenBase [numRes]bool
 	lower    [][numRes]float64
@@ -158,12 +159,12 @@ func (l *learner) reset(s *sample) {
 		l.reg[r] = g
 		l.base0[r] = make([]float64, lines)
 		l.prevAt[r], l.prevY[r] = make([]int64, lines), make([]float64, lines)
-		l.base[r] = make([]float64, lines)
+		l.base[r], l.admit[r] = make([]float64, lines), make([]float64, lines)
 		x := make([]float64, g.p)
 		for i := range l.base0[r] {
 			l.base0[r][i] = math.NaN()
 			if i < len(old.base0[r]) && !math.IsNaN(old.base0[r][i]) {
-				l.base0[r][i], l.base[r][i] = old.base0[r][i], old.base[r][i]
+				l.base0[r][i], l.base[r][i], l.admit[r][i] = old.base0[r][i], old.base[r][i], old.admit[r][i]
 				x[i] = 1
 				for range keepBase {
 					g.add(x, []int{i}, (old.base[r][i]-old.base0[r][i])/scale[r])
@@ -196,7 +197,7 @@ func (l *learner) step(s *sample) ([]estimate, [numRes][]float64, [numRes]float6
 	if s.new[resGPU] && l.ndev > 0 {
 		l.fit(s, resGPU)
 	}
-	return l.est, l.base, l.sigma
+	return l.est, l.admit, l.sigma
 }
 
 // fit adds the reading of resource r (one row per line: per device for GPU

@@ -184,14 +184,25 @@ func TestRealAllocationsInACgroup(t *testing.T) {
 		defer w.Stop()
 
 		var maxWS atomic.Uint64
+		// headroom's slots and charge beside the working set every 250 ms:
+		// what a failure needs to be read.
+		ht, _ := wt.(*tuner.Tuner)
+		var trace []string
+		began, traced := time.Now(), time.Time{}
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				if ws, _, err := cg.cg.Memory(); err == nil && ws > maxWS.Load() {
+				ws, _, err := cg.cg.Memory()
+				if err == nil && ws > maxWS.Load() {
 					maxWS.Store(ws)
+				}
+				if ht != nil && err == nil && time.Since(traced) >= 250*time.Millisecond {
+					traced = time.Now()
+					a, _ := ht.Stats()
+					trace = append(trace, fmt.Sprintf("%.2fs %d/%d %dMiB %.3f", traced.Sub(began).Seconds(), a.Used, a.Issued, a.Cost.MemoryBytes>>20, float64(ws)/limit))
 				}
 				select {
 				case <-stop:
@@ -209,6 +220,9 @@ func TestRealAllocationsInACgroup(t *testing.T) {
 		elapsed = time.Since(start)
 		close(stop)
 		wg.Wait()
+		if ht != nil {
+			t.Logf("%s (time: slots used/issued, cost charged, working set ÷ limit): %s", name, strings.Join(trace, ", "))
+		}
 		oom = cg.oomKills(t) - kills0
 		peak = float64(maxWS.Load()) / limit
 		t.Logf("%s: %d tasks in %v, peak working set %.3f of the limit, %d OOM kills, err %v", name, tasks, elapsed.Round(10*time.Millisecond), peak, oom, werr)
