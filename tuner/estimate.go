@@ -35,7 +35,7 @@ func (l *learner) everythingElse(s *sample, r res) {
 		}
 		g := l.reg[r]
 		for _, rl := range s.released {
-			if !s.onLine(r, line, rl.cls, rl.dev) || rl.at > s.at[r] {
+			if !s.onLine(r, line, rl.cls, rl.dev) || rl.at > s.at[r] || !s.lingers(rl.cls) {
 				continue
 			}
 			if b := lingerBin(s.at[r] - rl.at); b >= 0 {
